@@ -1,0 +1,311 @@
+//! Signing keys, cookie-value signing and verification, and key rotation.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use rand::Rng as _;
+use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::error::ConfigError;
+use crate::id::{ID_LEN, SessionId, decode_32};
+
+/// The shortest secret a [`Key`] accepts, in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// The purpose label mixed into every session tag, so that a value this key signs for
+/// another purpose (a CSRF token, say) never passes as a session cookie. Kept at 22 bytes so
+/// that label and ID fit one SHA-256 block together with the padding.
+const SESSION_PURPOSE: &[u8] = b"sessionware/session/v1";
+
+/// Length of an encoded cookie value: 43 characters of ID, `.`, 43 characters of tag.
+pub(crate) const COOKIE_VALUE_LEN: usize = 43 + 1 + 43;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A secret key that signs session cookies with HMAC-SHA256.
+///
+/// # Security
+///
+/// The key must hold at least 32 bytes of secret randomness; shorter keys are refused. The
+/// secret is never shown by `Debug` and the key's state is zeroized when dropped. Keep it out
+/// of source control: load it with [`Key::from_env`] or [`Key::from_base64`].
+///
+/// To rotate, make the new key current and pass the old one to
+/// [`SessionLayer::previous_keys`](crate::SessionLayer::previous_keys): cookies signed with it
+/// keep working and are re-issued under the new key.
+#[derive(Clone)]
+pub struct Key {
+    /// HMAC state keyed with the secret and already fed the purpose label, so signing a
+    /// value costs one clone and two SHA-256 compressions.
+    session_mac: HmacSha256,
+}
+
+impl Key {
+    /// Builds a key from raw secret bytes; fails if there are fewer than 32.
+    pub fn from_bytes(secret: &[u8]) -> Result<Self, ConfigError> {
+        if secret.len() < MIN_KEY_LEN {
+            return Err(ConfigError::KeyTooShort { len: secret.len() });
+        }
+        // HMAC accepts keys of any length; this cannot fail.
+        let mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+        let mut session_mac = mac;
+        session_mac.update(SESSION_PURPOSE);
+        Ok(Self { session_mac })
+    }
+
+    /// Decodes a base64 secret (standard or URL-safe alphabet, padding optional).
+    pub fn from_base64(encoded: &str) -> Result<Self, ConfigError> {
+        Self::decode_base64(encoded, "base64 input")
+    }
+
+    /// Reads a base64 secret from the environment variable `name`.
+    ///
+    /// ```no_run
+    /// let key = sessionware::Key::from_env("SESSION_KEY")?;
+    /// # Ok::<(), sessionware::ConfigError>(())
+    /// ```
+    pub fn from_env(name: &str) -> Result<Self, ConfigError> {
+        let value =
+            Zeroizing::new(
+                std::env::var(name).map_err(|err| ConfigError::KeyUnreadable {
+                    source_name: format!("environment variable {name}"),
+                    reason: err.to_string(),
+                })?,
+            );
+        Self::decode_base64(&value, &format!("environment variable {name}"))
+    }
+
+    /// Generates a fresh random 32-byte key from the OS-seeded CSPRNG.
+    ///
+    /// Sessions signed with it do not survive a restart; use it for tests and development.
+    pub fn generate() -> Self {
+        let mut secret = Zeroizing::new([0u8; MIN_KEY_LEN]);
+        rand::rng().fill_bytes(secret.as_mut());
+        Self::from_bytes(secret.as_ref()).expect("32 bytes is long enough")
+    }
+
+    /// Generates a fresh key and returns it with its base64 encoding, so that a development
+    /// setup can print it once and reuse it.
+    pub fn generate_base64() -> (Self, String) {
+        let mut secret = Zeroizing::new([0u8; MIN_KEY_LEN]);
+        rand::rng().fill_bytes(secret.as_mut());
+        let key = Self::from_bytes(secret.as_ref()).expect("32 bytes is long enough");
+        (key, STANDARD.encode(secret.as_ref()))
+    }
+
+    fn decode_base64(encoded: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let trimmed = encoded.trim();
+        let unpadded = trimmed.trim_end_matches('=');
+        let decoded = if unpadded.contains(['-', '_']) {
+            URL_SAFE_NO_PAD.decode(unpadded)
+        } else {
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded)
+        };
+        let secret = Zeroizing::new(decoded.map_err(|err| ConfigError::KeyUnreadable {
+            source_name: source_name.to_owned(),
+            reason: format!("not base64 ({err})"),
+        })?);
+        Self::from_bytes(&secret)
+    }
+
+    /// The session tag of `id`: HMAC-SHA256(key, purpose label ‖ id).
+    fn session_tag(&self, id: &[u8; ID_LEN]) -> [u8; 32] {
+        let mut mac = self.session_mac.clone();
+        mac.update(id);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+/// The current key and the previous ones still accepted during a rotation.
+#[derive(Clone)]
+pub(crate) struct Keyring {
+    current: Key,
+    previous: Vec<Key>,
+}
+
+/// Which key verified a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignedWith {
+    Current,
+    Previous,
+}
+
+impl Keyring {
+    pub(crate) fn new(current: Key) -> Self {
+        Self {
+            current,
+            previous: Vec::new(),
+        }
+    }
+
+    pub(crate) fn set_previous(&mut self, previous: Vec<Key>) {
+        self.previous = previous;
+    }
+
+    /// Renders the cookie value of `id`, signed with the current key.
+    pub(crate) fn sign(&self, id: &SessionId) -> String {
+        let tag = self.current.session_tag(id.as_bytes());
+        let mut buf = [0u8; COOKIE_VALUE_LEN];
+        let id_len = URL_SAFE_NO_PAD
+            .encode_slice(id.as_bytes(), &mut buf[..43])
+            .expect("32 bytes encode to 43 characters");
+        buf[id_len] = b'.';
+        URL_SAFE_NO_PAD
+            .encode_slice(tag, &mut buf[44..])
+            .expect("32 bytes encode to 43 characters");
+        String::from_utf8(buf.to_vec()).expect("base64 is ASCII")
+    }
+
+    /// Verifies a cookie value. Returns the ID and which key signed it, or `None` for
+    /// anything malformed, forged or signed with a key that is no longer accepted.
+    ///
+    /// Cost: a length check, two 43-character base64 decodes into stack buffers, and one
+    /// HMAC per key tried (the current key first). No allocation.
+    pub(crate) fn verify(&self, value: &[u8]) -> Option<(SessionId, SignedWith)> {
+        if value.len() != COOKIE_VALUE_LEN || value[43] != b'.' {
+            return None;
+        }
+        let id = SessionId::from_bytes(decode_32(&value[..43])?);
+        let tag = Zeroizing::new(decode_32(&value[44..])?);
+        if tags_equal(&self.current.session_tag(id.as_bytes()), &tag) {
+            return Some((id, SignedWith::Current));
+        }
+        for key in &self.previous {
+            if tags_equal(&key.session_tag(id.as_bytes()), &tag) {
+                return Some((id, SignedWith::Previous));
+            }
+        }
+        None
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &self.current)
+            .field("previous", &self.previous.len())
+            .finish()
+    }
+}
+
+/// Compares two tags in constant time (`subtle`), so that the time taken reveals nothing
+/// about how many leading bytes of a forged tag were right.
+fn tags_equal(expected: &[u8; 32], given: &[u8; 32]) -> bool {
+    bool::from(expected.ct_eq(given))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Keyring {
+        Keyring::new(Key::generate())
+    }
+
+    #[test]
+    fn sign_then_verify_round_trips() {
+        let ring = ring();
+        let id = SessionId::generate();
+        let value = ring.sign(&id);
+        assert_eq!(value.len(), COOKIE_VALUE_LEN);
+        let (verified, with) = ring.verify(value.as_bytes()).expect("valid");
+        assert_eq!(verified, id);
+        assert_eq!(with, SignedWith::Current);
+    }
+
+    #[test]
+    fn s07_tag_comparison_is_constant_time_and_position_independent() {
+        // The comparison is `subtle::ConstantTimeEq`, which examines every byte whatever the
+        // first difference. Check that a difference at any single position is rejected and
+        // that only the exact tag passes.
+        let a = [7u8; 32];
+        assert!(tags_equal(&a, &a));
+        for position in 0..32 {
+            let mut b = a;
+            b[position] ^= 1;
+            assert!(
+                !tags_equal(&a, &b),
+                "difference at byte {position} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn s09_value_signed_for_another_purpose_is_not_a_session() {
+        let secret = [0x5a; 32];
+        let sign_for_purpose = |purpose: &[u8], data: &[u8]| -> [u8; 32] {
+            let mut mac = HmacSha256::new_from_slice(&secret).unwrap();
+            mac.update(purpose);
+            mac.update(data);
+            mac.finalize().into_bytes().into()
+        };
+        let ring = Keyring::new(Key::from_bytes(&secret).unwrap());
+        let id = SessionId::generate();
+        let tag = sign_for_purpose(b"csrf-token", id.as_bytes());
+        let mut value = URL_SAFE_NO_PAD.encode(id.as_bytes());
+        value.push('.');
+        value.push_str(&URL_SAFE_NO_PAD.encode(tag));
+        assert_eq!(value.len(), COOKIE_VALUE_LEN);
+        assert!(ring.verify(value.as_bytes()).is_none());
+        // An HMAC of the bare ID (no label at all) is rejected too.
+        let bare = sign_for_purpose(b"", id.as_bytes());
+        let mut value = URL_SAFE_NO_PAD.encode(id.as_bytes());
+        value.push('.');
+        value.push_str(&URL_SAFE_NO_PAD.encode(bare));
+        assert!(ring.verify(value.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn previous_keys_verify_and_report_it() {
+        let old = Key::generate();
+        let id = SessionId::generate();
+        let old_value = Keyring::new(old.clone()).sign(&id);
+        let mut ring = ring();
+        assert!(ring.verify(old_value.as_bytes()).is_none());
+        ring.set_previous(vec![old]);
+        let (verified, with) = ring.verify(old_value.as_bytes()).expect("accepted");
+        assert_eq!(verified, id);
+        assert_eq!(with, SignedWith::Previous);
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert_eq!(
+            Key::from_bytes(&[1; 31]).unwrap_err(),
+            ConfigError::KeyTooShort { len: 31 }
+        );
+        assert!(Key::from_bytes(&[1; 32]).is_ok());
+    }
+
+    #[test]
+    fn base64_keys_decode_in_both_alphabets() {
+        let (_, encoded) = Key::generate_base64();
+        assert!(Key::from_base64(&encoded).is_ok());
+        let url = encoded.replace('+', "-").replace('/', "_");
+        assert!(Key::from_base64(&url).is_ok());
+        assert!(matches!(
+            Key::from_base64("not base64!"),
+            Err(ConfigError::KeyUnreadable { .. })
+        ));
+        assert!(matches!(
+            Key::from_base64("c2hvcnQ="),
+            Err(ConfigError::KeyTooShort { len: 5 })
+        ));
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let key = Key::from_bytes(&[0x41; 32]).unwrap();
+        assert_eq!(format!("{key:?}"), "Key(<redacted>)");
+    }
+}

@@ -1,0 +1,100 @@
+//! Secure, fast, framework-agnostic HTTP sessions for the `tower` ecosystem.
+//!
+//! One [`SessionLayer`] creates, signs, validates, expires, rotates and invalidates session
+//! IDs against a pluggable [`SessionStore`]: [`MemoryStore`] in one process, `RedisStore` or
+//! `PostgresStore` for a fleet. It works with any service built on `http` 1.x: axum, hyper
+//! with tower, tonic's HTTP stack.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use sessionware::{Key, MemoryStore, Session, SessionError, SessionLayer};
+//!
+//! async fn handler(session: Session) -> Result<String, SessionError> {
+//!     let visits: u64 = session.get("visits").await?.unwrap_or(0);
+//!     session.insert("visits", visits + 1).await?;
+//!     Ok(format!("{visits}"))
+//! }
+//!
+//! let layer = SessionLayer::new(MemoryStore::default(), Key::generate())
+//!     .idle_timeout(Duration::from_secs(30 * 60))
+//!     .absolute_timeout(Duration::from_secs(12 * 3600));
+//! let app: Router = Router::new().route("/", get(handler)).layer(layer);
+//! // login:  session.login("user-42").await?   (new ID, records the user)
+//! // logout: session.destroy().await?           (record gone, cookie removed)
+//! ```
+//!
+//! Without the `axum` feature, a handler takes the [`Session`] from
+//! `request.extensions().get::<Session>()`.
+//!
+//! # How a request goes
+//!
+//! 1. The `Cookie` headers are scanned for the session cookie without allocating. Values
+//!    that are over 4096 bytes, badly encoded or of the wrong length mean "no session", with
+//!    no store call.
+//! 2. The HMAC-SHA256 tag is verified in constant time against the current key, then each
+//!    previous key. A forged or tampered value never reaches the store.
+//! 3. A lazy [`Session`] goes into the request's extensions. Nothing is read from the store
+//!    until the handler uses it.
+//! 4. The inner service is called directly.
+//! 5. On the response, only what changed is saved, and `Set-Cookie` is sent only when the
+//!    cookie must change. `Vary: Cookie` is added when the session was read and
+//!    `Cache-Control: no-store` whenever a session cookie is set. Nothing is saved on a 5xx
+//!    response.
+//!
+//! # Security
+//!
+//! - Session IDs are 256 bits from an OS-seeded CSPRNG and encode nothing.
+//! - Stores are keyed by SHA-256 of the ID: a dump of the store yields no usable cookie. The
+//!   raw ID never appears in logs, tracing fields or `Debug` output.
+//! - Idle and absolute timeouts are enforced from the stored record, never from the cookie.
+//! - [`Session::login`] always rotates the ID; [`Session::destroy`] deletes the record.
+//! - Every save is a compare-and-swap: concurrent requests never silently overwrite each
+//!   other, and a session deleted by a concurrent logout is never recreated.
+//! - Bad client input is never an error: it is an anonymous session. Rejected cookies are
+//!   counted ([`SessionLayer::security_events`]) and reported with `tracing` under the
+//!   target `sessionware::security`.
+//!
+//! # Features
+//!
+//! - `memory-store` (default): [`MemoryStore`].
+//! - `redis`: `RedisStore` on the `redis` crate's connection manager.
+//! - `postgres`: `PostgresStore` on `sqlx`.
+//! - `axum`: `Session` and `Option<Session>` extractors.
+//! - `test-util`: the public store [conformance suite](store::conformance).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod cookie;
+mod error;
+mod expiry;
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
+mod id;
+mod key;
+mod layer;
+mod service;
+mod session;
+pub mod store;
+
+pub use cookie::SameSite;
+pub use error::{BoxError, ConfigError, SessionError};
+pub use expiry::{Clock, Expiry, ManualClock, SystemClock};
+#[cfg(feature = "axum")]
+pub use extract::MissingSessionLayer;
+pub use future::ResponseFuture;
+pub use id::{InvalidHandle, SessionHandle, StoreKey};
+pub use key::{Key, MIN_KEY_LEN};
+pub use layer::{SecurityEvents, SessionLayer};
+pub use service::SessionService;
+pub use session::Session;
+pub use store::{
+    CreateOutcome, DynStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo,
+    SessionStore,
+};
+#[cfg(feature = "memory-store")]
+pub use store::{MemoryStore, MemoryStoreBuilder};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};

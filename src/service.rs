@@ -1,0 +1,89 @@
+//! [`SessionService`]: reads the cookie, hands the request a [`Session`], calls the inner
+//! service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::cookie::{MAX_COOKIE_VALUE_LEN, cookie_values};
+use crate::future::ResponseFuture;
+use crate::id::SessionId;
+use crate::key::SignedWith;
+use crate::layer::{Config, SecurityEvent};
+use crate::session::Session;
+
+/// The service made by [`SessionLayer`](crate::SessionLayer).
+#[derive(Debug, Clone)]
+pub struct SessionService<Inner> {
+    inner: Inner,
+    config: Arc<Config>,
+}
+
+impl<Inner> SessionService<Inner> {
+    pub(crate) fn new(inner: Inner, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// Finds the session cookie and verifies it.
+    ///
+    /// Only the cookie with the configured name counts (never a URL, a query string or
+    /// another header). When the name appears more than once, invalid values are ignored
+    /// and so are duplicates of one valid value; two *different* valid values make the
+    /// request anonymous, so the outcome never depends on their order.
+    fn verified_id(&self, request_headers: &http::HeaderMap) -> Option<(SessionId, SignedWith)> {
+        let mut found: Option<(SessionId, SignedWith)> = None;
+        let mut rejected = false;
+        let mut ambiguous = false;
+        for value in cookie_values(request_headers, &self.config.cookie.name) {
+            let verified = if value.len() > MAX_COOKIE_VALUE_LEN {
+                None
+            } else {
+                self.config.keys.verify(value)
+            };
+            match (verified, &mut found) {
+                (None, _) => rejected = true,
+                (Some(verified), None) => found = Some(verified),
+                (Some((id, with)), Some((found_id, found_with))) => {
+                    if id == *found_id {
+                        if with == SignedWith::Current {
+                            *found_with = with;
+                        }
+                    } else {
+                        ambiguous = true;
+                    }
+                }
+            }
+        }
+        if rejected {
+            self.config.report(SecurityEvent::Forged);
+        }
+        if ambiguous {
+            self.config.report(SecurityEvent::Ambiguous);
+            return None;
+        }
+        found
+    }
+}
+
+impl<Inner, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<Inner>
+where
+    Inner: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = Inner::Error;
+    type Future = ResponseFuture<Inner::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let incoming = self.verified_id(request.headers());
+        let session = Session::new(Arc::clone(&self.config), incoming);
+        request.extensions_mut().insert(session.clone());
+        ResponseFuture::new(self.inner.call(request), session, Arc::clone(&self.config))
+    }
+}

@@ -1,0 +1,750 @@
+//! The per-request [`Session`] handle: lazy loading, change tracking and the commit that runs
+//! when the response is ready.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::error::SessionError;
+use crate::expiry::{Expiry, Lifetime};
+use crate::id::{SessionHandle, SessionId, StoreKey};
+use crate::key::SignedWith;
+use crate::layer::{Config, SecurityEvent};
+use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome};
+
+/// How many times a save retries after a compare-and-swap conflict, or a create after an ID
+/// collision, before giving up.
+const MAX_ATTEMPTS: usize = 8;
+
+/// The session of the current request.
+///
+/// The [`SessionLayer`](crate::SessionLayer) puts one into every request's extensions; with
+/// the `axum` feature it is also an extractor (`Session` or `Option<Session>`). Cloning is
+/// cheap and every clone refers to the same session.
+///
+/// Nothing is read from the store until a method needs it, and nothing is written until the
+/// response is ready (except by [`update`](Self::update) and [`destroy`](Self::destroy), which
+/// commit at once). Values are stored as JSON through serde.
+///
+/// # Concurrent requests
+///
+/// Every stored session carries a version and every save is a compare-and-swap. When another
+/// request saved the same session in the meantime, this request's per-key changes are
+/// re-applied on top of the fresh record, so writes to *different* keys from concurrent
+/// requests all survive. For the *same* key the last save wins; use
+/// [`update`](Self::update) for a read-modify-write that must not lose updates (a counter).
+/// A session deleted by a concurrent logout is never recreated by a late save: that
+/// request's changes are dropped and its cookie removed.
+///
+/// ```
+/// # async fn handler(session: sessionware::Session) -> Result<(), sessionware::SessionError> {
+/// let visits: u64 = session.get("visits").await?.unwrap_or(0);
+/// session.insert("visits", visits + 1).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Arc<Config>,
+    state: Mutex<State>,
+}
+
+/// A session ID taken from a verified cookie.
+struct Incoming {
+    id: SessionId,
+    signed_with: SignedWith,
+}
+
+/// What the request knows about the stored session.
+// One per request, inside the shared handle: boxing `Stored` would add an allocation to every
+// load to save bytes that are allocated once anyway.
+#[allow(clippy::large_enum_variant)]
+enum Base {
+    /// A verified cookie arrived; its record has not been fetched yet.
+    Unloaded,
+    /// No stored session. `stale`: the client sent a valid cookie whose session is gone
+    /// (expired, unknown, or deleted), so its cookie should be removed.
+    Absent { stale: bool },
+    /// The stored session as last read or written by this request.
+    Stored {
+        id: SessionId,
+        key: StoreKey,
+        record: Record,
+        data: Map<String, Value>,
+    },
+}
+
+/// This request's changes that are not yet in the store.
+#[derive(Default)]
+pub(crate) struct Changes {
+    values: BTreeMap<String, Option<Value>>,
+    cleared: bool,
+    pub(crate) user: Option<Option<String>>,
+    pub(crate) expiry: Option<Option<Expiry>>,
+    rotate: bool,
+}
+
+impl Changes {
+    fn writes_data(&self) -> bool {
+        self.cleared || !self.values.is_empty() || self.user.is_some() || self.expiry.is_some()
+    }
+
+    fn any(&self) -> bool {
+        self.writes_data() || self.rotate
+    }
+
+    /// Applies the changes on top of `base`.
+    fn apply(&self, base: &Map<String, Value>) -> Map<String, Value> {
+        let mut data = if self.cleared {
+            Map::new()
+        } else {
+            base.clone()
+        };
+        for (key, value) in &self.values {
+            match value {
+                Some(value) => data.insert(key.clone(), value.clone()),
+                None => data.remove(key),
+            };
+        }
+        data
+    }
+}
+
+struct State {
+    incoming: Option<Incoming>,
+    base: Base,
+    changes: Changes,
+    /// The session's values as the handler sees them: the base plus the changes.
+    view: Map<String, Value>,
+    /// The stored deadline and expiry as loaded, to tell whether the cookie needs a new
+    /// `Max-Age`.
+    loaded_expiry: Option<(SystemTime, Option<Expiry>)>,
+    /// The handler read or wrote the session: the response varies on `Cookie`.
+    accessed: bool,
+    destroyed: bool,
+    /// A concurrent request deleted the session; this request's changes were dropped.
+    interrupted: bool,
+    /// `update` created the stored session during this request.
+    created_here: bool,
+}
+
+/// What the response needs once the session is settled.
+pub(crate) struct Finish {
+    pub(crate) set_cookie: Option<HeaderValue>,
+    pub(crate) vary: bool,
+}
+
+impl Session {
+    pub(crate) fn new(config: Arc<Config>, incoming: Option<(SessionId, SignedWith)>) -> Self {
+        let base = if incoming.is_some() {
+            Base::Unloaded
+        } else {
+            Base::Absent { stale: false }
+        };
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                state: Mutex::new(State {
+                    incoming: incoming.map(|(id, signed_with)| Incoming { id, signed_with }),
+                    base,
+                    changes: Changes::default(),
+                    view: Map::new(),
+                    loaded_expiry: None,
+                    accessed: false,
+                    destroyed: false,
+                    interrupted: false,
+                    created_here: false,
+                }),
+            }),
+        }
+    }
+
+    /// Reads the value stored under `key`, or `None` if there is none.
+    ///
+    /// Fails with [`SessionError::Serialization`] if the stored value is not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let state = self.loaded().await?;
+        state
+            .view
+            .get(key)
+            .map(|value| T::deserialize(value).map_err(SessionError::from))
+            .transpose()
+    }
+
+    /// Stores `value` under `key`, replacing any previous value. Saved when the response
+    /// is ready (and not at all if the response is a server error).
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value)?;
+        let mut state = self.writable().await?;
+        state.set(key, Some(value));
+        Ok(())
+    }
+
+    /// Removes the value under `key` and returns it.
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let mut state = self.writable().await?;
+        let old = state.view.get(key).cloned();
+        if old.is_some() {
+            state.set(key, None);
+        }
+        old.map(|value| T::deserialize(value).map_err(SessionError::from))
+            .transpose()
+    }
+
+    /// Removes every value (the logged-in user, if any, stays; see [`login`](Self::login)).
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        let mut state = self.writable().await?;
+        state.changes.values.clear();
+        state.changes.cleared = true;
+        state.view.clear();
+        Ok(())
+    }
+
+    /// Whether the session holds no values.
+    pub async fn is_empty(&self) -> Result<bool, SessionError> {
+        Ok(self.loaded().await?.view.is_empty())
+    }
+
+    /// Atomically replaces the value under `key` with `f(current)` and returns the value
+    /// committed.
+    ///
+    /// Unlike [`insert`](Self::insert), this commits at once, together with this request's
+    /// other pending changes, by compare-and-swap: when another request changed the session
+    /// in between, the current value is read again and `f` runs again. Concurrent updates of
+    /// one key, from any number of requests and instances, are never lost.
+    ///
+    /// ```
+    /// # async fn handler(session: sessionware::Session) -> Result<(), sessionware::SessionError> {
+    /// let count: u64 = session.update("count", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update<T, F>(&self, key: &str, mut f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        let config = &self.shared.config;
+        let mut state = self.writable().await?;
+        let now = config.now();
+        for _ in 0..MAX_ATTEMPTS {
+            let current = state
+                .view
+                .get(key)
+                .map(|value| T::deserialize(value))
+                .transpose()?;
+            let next = f(current);
+            let pending = state.changes.values.get(key).cloned();
+            state.set(key, Some(serde_json::to_value(&next)?));
+            // An ID change requested earlier (`login`, `cycle_id`) stays pending until the
+            // response: rotating here would strand the client on the old ID if the response
+            // then failed.
+            match self.commit_now(&mut state, now, false).await? {
+                Committed::Done => return Ok(next),
+                Committed::Conflict => {
+                    // Undo this attempt's change; the reload re-applies the rest.
+                    match pending {
+                        Some(pending) => state.changes.values.insert(key.to_owned(), pending),
+                        None => state.changes.values.remove(key),
+                    };
+                    self.reload(&mut state, now).await?;
+                    if state.interrupted {
+                        return Err(SessionError::Interrupted);
+                    }
+                }
+                Committed::Gone => {
+                    self.interrupt(&mut state);
+                    return Err(SessionError::Interrupted);
+                }
+            }
+        }
+        Err(SessionError::Conflict)
+    }
+
+    /// Gives the session a new ID, keeping its data. The old ID stops working as soon as the
+    /// response is ready: a request that still sends the old cookie gets an anonymous session.
+    pub async fn cycle_id(&self) -> Result<(), SessionError> {
+        let mut state = self.writable().await?;
+        state.changes.rotate = true;
+        Ok(())
+    }
+
+    /// Records that `user` has authenticated: the session gets a new ID (always, also when
+    /// the same user logs in again), is indexed under `user`, and, if a *different* user was
+    /// logged in, its data is flushed first.
+    ///
+    /// # Security
+    ///
+    /// Rotating the ID at every authentication defeats session fixation: an ID an attacker
+    /// planted before the login is worthless after it.
+    pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
+        let user = user.into();
+        let mut state = self.writable().await?;
+        let previous = state.user();
+        if previous.as_deref().is_some_and(|previous| previous != user) {
+            state.changes.values.clear();
+            state.changes.cleared = true;
+            state.changes.expiry = Some(None);
+            state.view.clear();
+        }
+        state.changes.user = Some(Some(user));
+        state.changes.rotate = true;
+        Ok(())
+    }
+
+    /// The logged-in user, if any.
+    pub async fn user(&self) -> Result<Option<String>, SessionError> {
+        Ok(self.loaded().await?.user())
+    }
+
+    /// Deletes the session now: its record is removed from the store and the response
+    /// removes the cookie (same name, Path, Domain and Secure). A replay of the old cookie
+    /// gets an anonymous session. Later calls on this handle fail with
+    /// [`SessionError::Destroyed`].
+    pub async fn destroy(&self) -> Result<(), SessionError> {
+        let mut state = self.loaded().await?;
+        if let Base::Stored { key, .. } = &state.base {
+            self.shared.config.store.delete(key).await?;
+        }
+        state.destroyed = true;
+        state.base = Base::Absent { stale: false };
+        state.changes = Changes::default();
+        state.view.clear();
+        Ok(())
+    }
+
+    /// Logs out: the same as [`destroy`](Self::destroy).
+    pub async fn logout(&self) -> Result<(), SessionError> {
+        self.destroy().await
+    }
+
+    /// Sets this session's lifetime, overriding the layer's idle timeout; `None` goes back to
+    /// the layer's settings. The absolute timeout still applies. See [`Expiry`].
+    pub async fn set_expiry(&self, expiry: Option<Expiry>) -> Result<(), SessionError> {
+        let mut state = self.writable().await?;
+        state.changes.expiry = Some(expiry);
+        Ok(())
+    }
+
+    /// This session's lifetime override, if any.
+    pub async fn expiry(&self) -> Result<Option<Expiry>, SessionError> {
+        let state = self.loaded().await?;
+        Ok(state.changes.expiry.unwrap_or_else(|| match &state.base {
+            Base::Stored { record, .. } => record.expiry,
+            Base::Unloaded | Base::Absent { .. } => None,
+        }))
+    }
+
+    /// When the stored session expires unless extended, or `None` if nothing is stored yet.
+    pub async fn expires_at(&self) -> Result<Option<SystemTime>, SessionError> {
+        Ok(self
+            .loaded()
+            .await?
+            .record()
+            .map(|record| record.expires_at))
+    }
+
+    /// When the stored session was created, or `None` if nothing is stored yet.
+    pub async fn created_at(&self) -> Result<Option<SystemTime>, SessionError> {
+        Ok(self
+            .loaded()
+            .await?
+            .record()
+            .map(|record| record.created_at))
+    }
+
+    /// The opaque handle of the stored session (for
+    /// [`SessionStore::revoke_user`](crate::SessionStore::revoke_user)'s `except`), or `None`
+    /// if nothing is stored yet. After [`cycle_id`](Self::cycle_id) or
+    /// [`login`](Self::login) the handle changes when the response is ready.
+    pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
+        let state = self.loaded().await?;
+        Ok(match &state.base {
+            Base::Stored { key, .. } => Some(SessionHandle::from_store_key(*key)),
+            Base::Unloaded | Base::Absent { .. } => None,
+        })
+    }
+
+    /// Locks the state with the stored session loaded.
+    async fn loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        let mut state = self.shared.state.lock().await;
+        state.accessed = true;
+        if matches!(state.base, Base::Unloaded) {
+            let now = self.shared.config.now();
+            self.load_incoming(&mut state, now).await?;
+        }
+        Ok(state)
+    }
+
+    /// Locks the state for a change: loaded, and not destroyed.
+    async fn writable(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        let state = self.loaded().await?;
+        if state.interrupted {
+            return Err(SessionError::Interrupted);
+        }
+        if state.destroyed {
+            return Err(SessionError::Destroyed);
+        }
+        Ok(state)
+    }
+
+    /// Fetches the record named by the request's cookie.
+    async fn load_incoming(&self, state: &mut State, now: SystemTime) -> Result<(), SessionError> {
+        let Some(incoming) = &state.incoming else {
+            state.base = Base::Absent { stale: false };
+            return Ok(());
+        };
+        let id = incoming.id.clone();
+        let key = id.store_key();
+        let base = self.fetch(id, key, now, true).await?;
+        if let Base::Stored { record, data, .. } = &base {
+            state.loaded_expiry = Some((record.expires_at, record.expiry));
+            state.view = state.changes.apply(data);
+        }
+        state.base = base;
+        Ok(())
+    }
+
+    /// Re-reads the stored session after a conflict and re-applies this request's changes.
+    async fn reload(&self, state: &mut State, now: SystemTime) -> Result<(), SessionError> {
+        let Base::Stored { id, key, .. } = &state.base else {
+            return Ok(());
+        };
+        let base = self.fetch(id.clone(), *key, now, false).await?;
+        match &base {
+            Base::Stored { data, .. } => {
+                state.view = state.changes.apply(data);
+                state.base = base;
+            }
+            Base::Unloaded | Base::Absent { .. } => self.interrupt(state),
+        }
+        Ok(())
+    }
+
+    /// Loads the record under `key`; `report` counts a rejected ID as a security event (it is
+    /// off for reloads, where a vanished record is an interruption, not a client's doing).
+    async fn fetch(
+        &self,
+        id: SessionId,
+        key: StoreKey,
+        now: SystemTime,
+        report: bool,
+    ) -> Result<Base, SessionError> {
+        let config = &self.shared.config;
+        let event = match config.store.load(&key, now).await? {
+            LoadOutcome::Found(record)
+                if !record.is_expired(now)
+                    && config.lifetime.absolute_deadline(record.created_at) > now =>
+            {
+                let data = parse_data(&record.data)?;
+                return Ok(Base::Stored {
+                    id,
+                    key,
+                    record,
+                    data,
+                });
+            }
+            LoadOutcome::Found(_) | LoadOutcome::Expired => SecurityEvent::Expired,
+            LoadOutcome::Missing => SecurityEvent::Unknown,
+        };
+        if report {
+            config.report(event);
+        }
+        Ok(Base::Absent { stale: true })
+    }
+
+    /// Marks the session as deleted by someone else: this request's changes are dropped and
+    /// its cookie will be removed.
+    fn interrupt(&self, state: &mut State) {
+        state.interrupted = true;
+        state.base = Base::Absent { stale: true };
+        state.changes = Changes::default();
+        state.view.clear();
+        self.shared.config.report(SecurityEvent::Interrupted);
+        self.shared.config.notify_error(&SessionError::Interrupted);
+    }
+
+    /// Writes the pending changes once: create, rotate (if `rotate` allows) or
+    /// compare-and-swap save.
+    async fn commit_now(
+        &self,
+        state: &mut State,
+        now: SystemTime,
+        rotate: bool,
+    ) -> Result<Committed, SessionError> {
+        let config = &self.shared.config;
+        let store = &config.store;
+        match &state.base {
+            Base::Unloaded => {
+                self.load_incoming(state, now).await?;
+                Ok(Committed::Conflict)
+            }
+            Base::Absent { .. } => {
+                let record = config.new_record(None, &state.view, &state.changes, now)?;
+                if state.view.is_empty() && record.user.is_none() && record.expiry.is_none() {
+                    // Nothing worth storing: an anonymous session stays anonymous.
+                    state.changes = Changes::default();
+                    return Ok(Committed::Done);
+                }
+                for _ in 0..MAX_ATTEMPTS {
+                    let id = SessionId::generate();
+                    let key = id.store_key();
+                    match store.create(&key, &record).await? {
+                        CreateOutcome::Created => {
+                            state.created_here = true;
+                            // A fresh ID satisfies any pending rotation.
+                            state.settle(id, key, record, false);
+                            return Ok(Committed::Done);
+                        }
+                        CreateOutcome::Collision => continue,
+                    }
+                }
+                Err(SessionError::IdCollision)
+            }
+            Base::Stored { key, record, .. } => {
+                let old_key = *key;
+                let expected = record.version;
+                let next = config.new_record(Some(record), &state.view, &state.changes, now)?;
+                if state.changes.rotate && rotate {
+                    for _ in 0..MAX_ATTEMPTS {
+                        let id = SessionId::generate();
+                        let key = id.store_key();
+                        match store.rotate(&old_key, &key, &next, expected, now).await? {
+                            RotateOutcome::Rotated => {
+                                state.settle(id, key, next, false);
+                                return Ok(Committed::Done);
+                            }
+                            RotateOutcome::Collision => continue,
+                            RotateOutcome::Conflict => return Ok(Committed::Conflict),
+                            RotateOutcome::Missing => return Ok(Committed::Gone),
+                        }
+                    }
+                    return Err(SessionError::IdCollision);
+                }
+                match store.save(&old_key, &next, expected, now).await? {
+                    SaveOutcome::Saved => {
+                        let Base::Stored { id, .. } =
+                            std::mem::replace(&mut state.base, Base::Unloaded)
+                        else {
+                            unreachable!("matched Stored above");
+                        };
+                        let rotate_pending = state.changes.rotate;
+                        state.settle(id, old_key, next, rotate_pending);
+                        Ok(Committed::Done)
+                    }
+                    SaveOutcome::Conflict => Ok(Committed::Conflict),
+                    SaveOutcome::Missing => Ok(Committed::Gone),
+                }
+            }
+        }
+    }
+
+    /// Whether the response can be finished without any store I/O; if so, returns what it
+    /// needs. Used by the response future to skip the asynchronous path.
+    pub(crate) fn try_finish(&self, server_error: bool) -> Option<Finish> {
+        let state = self.shared.state.try_lock().ok()?;
+        let needs_io = if server_error {
+            state.created_here
+        } else {
+            match &state.base {
+                Base::Unloaded => {
+                    matches!(
+                        state.incoming,
+                        Some(Incoming {
+                            signed_with: SignedWith::Previous,
+                            ..
+                        })
+                    )
+                }
+                Base::Absent { .. } => state.changes.any(),
+                Base::Stored { record, .. } => {
+                    state.changes.any() || self.touch_due(record, self.shared.config.now())
+                }
+            }
+        };
+        if needs_io {
+            return None;
+        }
+        Some(self.cookie_for(&state, self.shared.config.now(), server_error))
+    }
+
+    /// Settles the session for the response: saves what changed (unless `server_error`),
+    /// extends the idle deadline when due, and says which cookie to send.
+    pub(crate) async fn finish(&self, server_error: bool) -> Result<Finish, SessionError> {
+        let config = &self.shared.config;
+        let mut state = self.shared.state.lock().await;
+        let now = config.now();
+        if server_error {
+            if state.created_here {
+                if let Base::Stored { key, .. } = &state.base {
+                    config.store.delete(key).await?;
+                }
+                state.base = Base::Absent { stale: false };
+                state.created_here = false;
+            }
+            return Ok(self.cookie_for(&state, now, true));
+        }
+        if matches!(state.base, Base::Unloaded) {
+            // A cookie signed with a previous key: load so it can be re-issued with the
+            // right Max-Age.
+            self.load_incoming(&mut state, now).await?;
+        }
+        let mut attempts = 0;
+        while state.changes.any() && !state.interrupted {
+            attempts += 1;
+            if attempts > MAX_ATTEMPTS {
+                return Err(SessionError::Conflict);
+            }
+            match self.commit_now(&mut state, now, true).await? {
+                Committed::Done => {}
+                Committed::Conflict => self.reload(&mut state, now).await?,
+                Committed::Gone => self.interrupt(&mut state),
+            }
+        }
+        if let Base::Stored { key, record, .. } = &mut state.base
+            && self.touch_due(record, now)
+        {
+            let expires_at = config
+                .lifetime
+                .expires_at(record.created_at, record.expiry, now);
+            if config.store.touch(key, now, expires_at, now).await? {
+                record.last_active = now;
+                record.expires_at = expires_at;
+            } else {
+                self.interrupt(&mut state);
+            }
+        }
+        Ok(self.cookie_for(&state, now, false))
+    }
+
+    fn touch_due(&self, record: &Record, now: SystemTime) -> bool {
+        let lifetime = &self.shared.config.lifetime;
+        Lifetime::slides(record.expiry)
+            && now
+                .duration_since(record.last_active)
+                .is_ok_and(|idle| idle >= lifetime.touch_interval())
+    }
+
+    /// The `Set-Cookie` (if any) the response needs for the settled state.
+    fn cookie_for(&self, state: &State, now: SystemTime, server_error: bool) -> Finish {
+        let config = &self.shared.config;
+        let vary = state.accessed;
+        let removal = || Finish {
+            set_cookie: Some(config.cookie.render_removal()),
+            vary,
+        };
+        let nothing = Finish {
+            set_cookie: None,
+            vary,
+        };
+        if state.destroyed || state.interrupted {
+            return if state.incoming.is_some() || state.interrupted {
+                removal()
+            } else {
+                nothing
+            };
+        }
+        match &state.base {
+            Base::Stored { id, record, .. } if !server_error => {
+                let same_id = state
+                    .incoming
+                    .as_ref()
+                    .is_some_and(|incoming| incoming.id == *id);
+                let rekey = matches!(
+                    state.incoming,
+                    Some(Incoming {
+                        signed_with: SignedWith::Previous,
+                        ..
+                    })
+                );
+                let deadline_moved =
+                    state.loaded_expiry != Some((record.expires_at, record.expiry));
+                if !same_id || rekey || deadline_moved {
+                    let max_age = Lifetime::max_age(record.expiry, record.expires_at, now);
+                    Finish {
+                        set_cookie: Some(config.cookie.render(config.keys.sign(id), max_age)),
+                        vary,
+                    }
+                } else {
+                    nothing
+                }
+            }
+            Base::Absent { stale: true } if state.incoming.is_some() => removal(),
+            _ => nothing,
+        }
+    }
+}
+
+enum Committed {
+    Done,
+    Conflict,
+    Gone,
+}
+
+impl State {
+    fn set(&mut self, key: &str, value: Option<Value>) {
+        match &value {
+            Some(value) => self.view.insert(key.to_owned(), value.clone()),
+            None => self.view.remove(key),
+        };
+        self.changes.values.insert(key.to_owned(), value);
+    }
+
+    fn record(&self) -> Option<&Record> {
+        match &self.base {
+            Base::Stored { record, .. } => Some(record),
+            Base::Unloaded | Base::Absent { .. } => None,
+        }
+    }
+
+    fn user(&self) -> Option<String> {
+        match &self.changes.user {
+            Some(user) => user.clone(),
+            None => self.record().and_then(|record| record.user.clone()),
+        }
+    }
+
+    /// Records that `record` is now stored under `id`: pending changes are committed, except
+    /// an ID rotation that is still to happen (`rotate_pending`).
+    fn settle(&mut self, id: SessionId, key: StoreKey, record: Record, rotate_pending: bool) {
+        let data = self.view.clone();
+        self.base = Base::Stored {
+            id,
+            key,
+            record,
+            data,
+        };
+        self.changes = Changes {
+            rotate: rotate_pending,
+            ..Changes::default()
+        };
+    }
+}
+
+fn parse_data(bytes: &[u8]) -> Result<Map<String, Value>, SessionError> {
+    if bytes.is_empty() {
+        return Ok(Map::new());
+    }
+    serde_json::from_slice(bytes).map_err(SessionError::store)
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never shows the ID: only whether the request carried a verified cookie.
+        let mut debug = f.debug_struct("Session");
+        if let Ok(state) = self.shared.state.try_lock() {
+            debug.field("has_cookie", &state.incoming.is_some());
+            debug.field("keys", &state.view.keys().collect::<Vec<_>>());
+        }
+        debug.finish_non_exhaustive()
+    }
+}

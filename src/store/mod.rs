@@ -1,0 +1,456 @@
+//! The [`SessionStore`] trait, the records it keeps, and the stores that ship with the crate.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SessionError;
+use crate::expiry::Expiry;
+use crate::id::{SessionHandle, StoreKey};
+
+#[cfg(feature = "test-util")]
+pub mod conformance;
+#[cfg(feature = "memory-store")]
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "memory-store")]
+pub use memory::{MemoryStore, MemoryStoreBuilder, Sweeper};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
+
+/// A stored session.
+///
+/// Stores keep it as they please but must return exactly what was written. The layer
+/// decides every field; stores only compare `version` (for compare-and-swap), read
+/// `expires_at` (to hide and purge expired records) and index `user`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Incremented by every save; the basis of compare-and-swap. A new record has version 1.
+    pub version: u64,
+    /// The logged-in user, if any: the per-user index is kept on it.
+    pub user: Option<String>,
+    /// When the session was created; the absolute timeout counts from here and survives ID
+    /// rotation.
+    pub created_at: SystemTime,
+    /// When the session was last extended (saved or touched).
+    pub last_active: SystemTime,
+    /// The server-side deadline: the record does not exist for `load` at or after it.
+    pub expires_at: SystemTime,
+    /// The per-session expiry override, if any.
+    pub expiry: Option<Expiry>,
+    /// The session's values, serialized as a JSON object. Opaque to stores.
+    pub data: Vec<u8>,
+}
+
+impl Record {
+    /// Whether the record is expired at `now` (its deadline is at or before `now`).
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires_at <= now
+    }
+}
+
+/// Metadata about one live session of a user, as listed by
+/// [`SessionStore::sessions_of`]. Carries an opaque handle, never the session ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The handle to pass to [`SessionStore::revoke`].
+    pub handle: SessionHandle,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// When the session was last extended.
+    pub last_active: SystemTime,
+    /// When the session expires unless extended.
+    pub expires_at: SystemTime,
+}
+
+impl SessionInfo {
+    /// The metadata of the record filed under `key`.
+    pub fn from_record(key: StoreKey, record: &Record) -> Self {
+        Self {
+            handle: SessionHandle::from_store_key(key),
+            created_at: record.created_at,
+            last_active: record.last_active,
+            expires_at: record.expires_at,
+        }
+    }
+}
+
+/// What [`SessionStore::load`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// A live record.
+    Found(Record),
+    /// A record exists but its deadline has passed. Stores that have already dropped it
+    /// (a TTL fired) return [`Missing`](Self::Missing) instead.
+    Expired,
+    /// No record under this key.
+    Missing,
+}
+
+/// What [`SessionStore::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The record was inserted.
+    Created,
+    /// A record already exists under this key; it was left untouched.
+    Collision,
+}
+
+/// What [`SessionStore::save`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// The record was replaced.
+    Saved,
+    /// The stored version differs from the expected one; nothing was written.
+    Conflict,
+    /// No live record under this key (deleted or expired); nothing was written.
+    Missing,
+}
+
+/// What [`SessionStore::rotate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The new record exists and the old one is gone.
+    Rotated,
+    /// The old record's version differs from the expected one; nothing was written.
+    Conflict,
+    /// No live record under the old key; nothing was written.
+    Missing,
+    /// A record already exists under the new key; nothing was written.
+    Collision,
+}
+
+/// A place to keep sessions.
+///
+/// Every operation is atomic in the store: a concurrent reader sees the state before or
+/// after it, never half of it. Keys are [`StoreKey`]s (SHA-256 of the session ID), never the
+/// ID itself. Time is passed in by the caller, so that stores and layer agree on "now".
+///
+/// The [`conformance`] suite (feature `test-util`) checks all of this; run it against any
+/// new store:
+///
+/// ```ignore
+/// #[tokio::test]
+/// async fn my_store_conforms() {
+///     sessionware::store::conformance::run_all(|| MyStore::new()).await;
+/// }
+/// ```
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads the record under `key`. Never returns a record whose `expires_at` is at or
+    /// before `now`, even if no cleanup has run yet.
+    fn load(
+        &self,
+        key: &StoreKey,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<LoadOutcome, SessionError>> + Send;
+
+    /// Inserts `record` under `key` only if no record exists there. An existing record
+    /// (live or expired but not yet purged) is left untouched and reported as a
+    /// [`Collision`](CreateOutcome::Collision).
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+    ) -> impl Future<Output = Result<CreateOutcome, SessionError>> + Send;
+
+    /// Replaces the record under `key` with `record` only if the stored version equals
+    /// `expected_version` and the stored record is live at `now` (compare-and-swap).
+    /// `record.version` is the new version (the caller sets it to `expected_version + 1`).
+    fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<SaveOutcome, SessionError>> + Send;
+
+    /// Sets `last_active` and `expires_at` of the live record under `key`, leaving data and
+    /// version untouched. Returns `false` if there is no live record (it is not recreated).
+    fn touch(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<bool, SessionError>> + Send;
+
+    /// Deletes the record under `key`. Returns whether one existed.
+    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<bool, SessionError>> + Send;
+
+    /// In one step: checks that the live record under `old` has `expected_version` and that
+    /// nothing is filed under `new`, then deletes `old` and inserts `record` under `new`.
+    /// Used when a session changes ID (`cycle_id`, `login`).
+    fn rotate(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<RotateOutcome, SessionError>> + Send;
+
+    /// Deletes every record expired at `now` and returns how many it deleted.
+    fn delete_expired(
+        &self,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<u64, SessionError>> + Send;
+
+    /// Lists the live sessions of `user`.
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Vec<SessionInfo>, SessionError>> + Send;
+
+    /// Deletes every session of `user` except `except`, and returns how many it deleted.
+    /// Takes effect on the very next request of each revoked session.
+    fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> impl Future<Output = Result<u64, SessionError>> + Send;
+
+    /// Deletes the session behind `handle`. Returns whether one existed.
+    fn revoke(
+        &self,
+        handle: &SessionHandle,
+    ) -> impl Future<Output = Result<bool, SessionError>> + Send;
+}
+
+/// A boxed, sendable future, as returned by the type-erased store.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe twin of [`SessionStore`], with boxed futures.
+pub(crate) trait ErasedStore: Send + Sync + 'static {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<LoadOutcome, SessionError>>;
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+    ) -> BoxFuture<'a, Result<CreateOutcome, SessionError>>;
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<SaveOutcome, SessionError>>;
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, SessionError>>;
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, SessionError>>;
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<RotateOutcome, SessionError>>;
+    fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, SessionError>>;
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, SessionError>>;
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a SessionHandle>,
+    ) -> BoxFuture<'a, Result<u64, SessionError>>;
+    fn revoke<'a>(&'a self, handle: &'a SessionHandle)
+    -> BoxFuture<'a, Result<bool, SessionError>>;
+}
+
+impl<S: SessionStore> ErasedStore for S {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<LoadOutcome, SessionError>> {
+        Box::pin(SessionStore::load(self, key, now))
+    }
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+    ) -> BoxFuture<'a, Result<CreateOutcome, SessionError>> {
+        Box::pin(SessionStore::create(self, key, record))
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<SaveOutcome, SessionError>> {
+        Box::pin(SessionStore::save(self, key, record, expected_version, now))
+    }
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(SessionStore::touch(self, key, last_active, expires_at, now))
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(SessionStore::delete(self, key))
+    }
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<RotateOutcome, SessionError>> {
+        Box::pin(SessionStore::rotate(
+            self,
+            old,
+            new,
+            record,
+            expected_version,
+            now,
+        ))
+    }
+    fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, SessionError>> {
+        Box::pin(SessionStore::delete_expired(self, now))
+    }
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, SessionError>> {
+        Box::pin(SessionStore::sessions_of(self, user, now))
+    }
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a SessionHandle>,
+    ) -> BoxFuture<'a, Result<u64, SessionError>> {
+        Box::pin(SessionStore::revoke_user(self, user, except))
+    }
+    fn revoke<'a>(
+        &'a self,
+        handle: &'a SessionHandle,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(SessionStore::revoke(self, handle))
+    }
+}
+
+/// A store chosen at run time: wraps any [`SessionStore`] behind one pointer, so that a
+/// program can pick memory, Redis or PostgreSQL from its configuration and still build one
+/// layer type.
+///
+/// Each operation pays one boxed future; stores used directly pay nothing of the kind.
+///
+/// ```
+/// use sessionware::{DynStore, MemoryStore};
+///
+/// let store = match std::env::var("SESSION_STORE").as_deref() {
+///     // Ok("redis") => DynStore::new(RedisStore::open(..)?),
+///     _ => DynStore::new(MemoryStore::default()),
+/// };
+/// # let _ = store;
+/// ```
+#[derive(Clone)]
+pub struct DynStore {
+    inner: Arc<dyn ErasedStore>,
+}
+
+impl DynStore {
+    /// Erases the type of `store`.
+    pub fn new(store: impl SessionStore) -> Self {
+        Self {
+            inner: Arc::new(store),
+        }
+    }
+}
+
+impl fmt::Debug for DynStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DynStore")
+    }
+}
+
+impl SessionStore for DynStore {
+    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
+        self.inner.load(key, now).await
+    }
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<SaveOutcome, SessionError> {
+        self.inner.save(key, record, expected_version, now).await
+    }
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, SessionError> {
+        self.inner.touch(key, last_active, expires_at, now).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
+        self.inner.delete(key).await
+    }
+    async fn rotate(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<RotateOutcome, SessionError> {
+        self.inner
+            .rotate(old, new, record, expected_version, now)
+            .await
+    }
+    async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
+        self.inner.delete_expired(now).await
+    }
+    async fn sessions_of(
+        &self,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Vec<SessionInfo>, SessionError> {
+        self.inner.sessions_of(user, now).await
+    }
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<u64, SessionError> {
+        self.inner.revoke_user(user, except).await
+    }
+    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        self.inner.revoke(handle).await
+    }
+}
