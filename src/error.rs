@@ -112,6 +112,14 @@ pub enum ConfigError {
     InvalidCookieName,
     /// The cookie path or domain contains characters not allowed in a cookie attribute.
     InvalidCookieAttribute,
+    /// A store setting is invalid (for example a PostgreSQL table name that is not a plain
+    /// identifier).
+    InvalidStoreSetting {
+        /// Which setting.
+        setting: &'static str,
+        /// What is wrong with it and how to fix it.
+        reason: String,
+    },
     /// A timeout is zero, or the idle timeout exceeds the absolute timeout.
     InvalidTimeout {
         /// What is wrong with it.
@@ -155,6 +163,9 @@ impl fmt::Display for ConfigError {
             ),
             Self::InvalidCookieAttribute => {
                 f.write_str("cookie path and domain must be visible ASCII without `;` or `,`")
+            }
+            Self::InvalidStoreSetting { setting, reason } => {
+                write!(f, "invalid session store setting `{setting}`: {reason}")
             }
             Self::InvalidTimeout { reason } => write!(f, "invalid session timeout: {reason}"),
         }

@@ -61,7 +61,7 @@
 //! - `redis`: `RedisStore` on the `redis` crate's connection manager.
 //! - `postgres`: `PostgresStore` on `sqlx`.
 //! - `axum`: `Session` and `Option<Session>` extractors.
-//! - `test-util`: the public store [conformance suite](store::conformance).
+//! - `test-util`: the public store conformance suite, `sessionware::store::conformance`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cookie;

@@ -136,13 +136,14 @@ pub enum RotateOutcome {
 /// after it, never half of it. Keys are [`StoreKey`]s (SHA-256 of the session ID), never the
 /// ID itself. Time is passed in by the caller, so that stores and layer agree on "now".
 ///
-/// The [`conformance`] suite (feature `test-util`) checks all of this; run it against any
-/// new store:
+/// The conformance suite, `sessionware::store::conformance` (feature `test-util`), checks
+/// all of this; run it against any new store:
 ///
 /// ```ignore
-/// #[tokio::test]
+/// #[tokio::test(flavor = "multi_thread")]
 /// async fn my_store_conforms() {
-///     sessionware::store::conformance::run_all(|| MyStore::new()).await;
+///     let store = MyStore::connect("...").await.unwrap();
+///     sessionware::store::conformance::run_all(&store).await;
 /// }
 /// ```
 pub trait SessionStore: Send + Sync + 'static {

@@ -1,0 +1,1183 @@
+//! The in-memory store: a sharded [`DashMap`], bounded, with a per-user index and a
+//! background sweeper.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use crate::error::SessionError;
+use crate::expiry::{Clock, SystemClock};
+use crate::id::{SessionHandle, StoreKey};
+use crate::store::{
+    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+};
+
+use self::codec::View;
+
+/// The capacity of [`MemoryStore::new`] and [`MemoryStore::default`].
+const DEFAULT_CAPACITY: usize = 1_000_000;
+
+/// `create` on a full store purges expired entries at most this often (in the caller's time),
+/// so that an attacker who keeps the store full cannot make every `create` scan the map.
+const PURGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The fewest shards a store is built with. Sweeps, purges and table growth lock one shard at
+/// a time; more shards keep each of those pauses short (about 16,000 entries per shard at
+/// 1,000,000 sessions). Each shard costs about 128 bytes when empty.
+const MIN_SHARDS: usize = 64;
+
+/// `revoke_user` re-reads the index when a session it meant to delete moved (a rotation in
+/// flight); this bounds the number of passes under a storm of concurrent rotations.
+const MAX_REVOKE_PASSES: usize = 16;
+
+/// The shortest sweep period; [`tokio::time::interval`] rejects a zero period.
+const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(1);
+
+/// An in-memory [`SessionStore`]: a sharded concurrent hash map in this process.
+///
+/// The default store, for a single instance of a service (sessions are lost when the
+/// process exits, and are not shared between instances: use the Redis or PostgreSQL store
+/// for that). Clones share the same sessions.
+///
+/// ```
+/// use std::time::Duration;
+/// use sessionware::MemoryStore;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = MemoryStore::builder().capacity(100_000).build();
+/// // Removes expired sessions every minute, until `sweeper` is dropped.
+/// let sweeper = store.spawn_sweeper(Duration::from_secs(60));
+/// # drop(sweeper);
+/// # }
+/// ```
+///
+/// # Capacity
+///
+/// The store holds at most [`capacity`](MemoryStoreBuilder::capacity) sessions (1,000,000 by
+/// default), counting expired sessions that have not been removed yet. When it is full,
+/// [`create`](SessionStore::create) first removes expired sessions (at most once per second,
+/// so that an attacker who keeps the store full cannot make every request scan it) and, if
+/// the store is still full, fails with [`SessionError::CapacityExceeded`]. Existing sessions
+/// keep working: saving, touching and rotating a session never count as growth.
+///
+/// # Security
+///
+/// A full store refuses new sessions rather than evicting live ones: whoever can create
+/// sessions (any anonymous visitor, if the application writes to the session before login)
+/// must not be able to log other users out by flooding the store. Size the capacity for the
+/// expected number of live sessions, keep the idle timeout short, and rate-limit anonymous
+/// session creation if it is exposed.
+///
+/// Expired sessions are never returned by [`load`](SessionStore::load), even before they are
+/// removed. They are removed when `load` meets them, when a full store purges, and by the
+/// background [`Sweeper`] ([`spawn_sweeper`](Self::spawn_sweeper)), which you should run.
+///
+/// # Memory
+///
+/// Each session takes one map slot (its 32-byte [`StoreKey`] and a pointer) and one heap
+/// allocation holding its metadata, user and data in a compact encoding; [`load`] decodes
+/// it into a [`Record`]. With 1,000,000 sessions holding a small value each, the store takes
+/// about 150 bytes per session, hash-table slack included.
+///
+/// [`load`]: SessionStore::load
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`MemoryStore`]; see [`MemoryStore::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MemoryStoreBuilder {
+    capacity: usize,
+}
+
+impl MemoryStoreBuilder {
+    /// The most sessions the store holds, expired but unswept ones included. Default:
+    /// 1,000,000.
+    ///
+    /// When the store is full, creating a session fails with
+    /// [`SessionError::CapacityExceeded`]; see [the type's docs](MemoryStore#capacity).
+    /// The memory is not reserved up front: the map grows as sessions are created.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> MemoryStore {
+        let shards = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .saturating_mul(4)
+            .max(MIN_SHARDS)
+            .next_power_of_two();
+        let key_hasher = KeyHasherBuilder::random();
+        MemoryStore {
+            inner: Arc::new(Inner {
+                sessions: DashMap::with_hasher_and_shard_amount(key_hasher.clone(), shards),
+                users: DashMap::with_shard_amount(shards),
+                key_hasher,
+                len: AtomicUsize::new(0),
+                capacity: self.capacity,
+                last_purge_micros: AtomicU64::new(0),
+                purged_once: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl Default for MemoryStoreBuilder {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl MemoryStore {
+    /// A store with the default capacity of 1,000,000 sessions.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder, to set the capacity.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    /// The number of sessions held, expired ones not yet removed included.
+    pub fn len(&self) -> usize {
+        self.inner.len.load(Ordering::Acquire)
+    }
+
+    /// Whether the store holds no session at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most sessions the store holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Starts a background task that removes expired sessions every `period`, judging
+    /// expiry by the system clock. The task stops when the returned [`Sweeper`] is dropped
+    /// (or [stopped](Sweeper::stop)), or when every clone of the store is gone.
+    ///
+    /// Each sweep locks one shard of the map at a time and runs on tokio's blocking
+    /// thread pool, so it neither stalls the store nor an async worker thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime, like [`tokio::spawn`].
+    pub fn spawn_sweeper(&self, period: Duration) -> Sweeper {
+        self.spawn_sweeper_with_clock(period, SystemClock)
+    }
+
+    /// Like [`spawn_sweeper`](Self::spawn_sweeper), judging expiry by `clock` (the layer's
+    /// clock, or a [`ManualClock`](crate::ManualClock) in tests).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime, like [`tokio::spawn`].
+    pub fn spawn_sweeper_with_clock(&self, period: Duration, clock: impl Clock) -> Sweeper {
+        let store = Arc::downgrade(&self.inner);
+        let period = period.max(MIN_SWEEP_PERIOD);
+        let task = tokio::spawn(sweep_every(store, period, clock));
+        Sweeper { task }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The background task started by [`MemoryStore::spawn_sweeper`]: it removes expired
+/// sessions periodically until it is dropped or [stopped](Self::stop).
+#[derive(Debug)]
+#[must_use = "the sweeper stops when dropped"]
+pub struct Sweeper {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sweeper {
+    /// Stops the sweeper. A sweep in progress finishes; no further sweep starts.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn sweep_every(store: Weak<Inner>, period: Duration, clock: impl Clock) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // A weak reference, so that a sweeper left running does not keep a dropped store's
+        // sessions in memory.
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let now = clock.now();
+        match tokio::task::spawn_blocking(move || store.delete_expired(now)).await {
+            Ok(Ok(removed)) => tracing::debug!(removed, "swept expired sessions"),
+            Ok(Err(error)) => tracing::error!(%error, "sweeping expired sessions failed"),
+            Err(error) => tracing::error!(%error, "the session sweep task failed"),
+        }
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
+        self.inner.load(key, now)
+    }
+
+    /// Inserts `record` under `key` if the key is free and the store has room.
+    ///
+    /// This operation has no `now` argument: when the store is full, it removes the
+    /// sessions expired at `record.last_active` (the layer sets it to the time of creation)
+    /// before giving up with [`SessionError::CapacityExceeded`].
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
+        self.inner.create(key, record)
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<SaveOutcome, SessionError> {
+        self.inner.save(key, record, expected_version, now)
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, SessionError> {
+        self.inner.touch(key, last_active, expires_at, now)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
+        Ok(self.inner.remove_if(key, |_| true)?.is_some())
+    }
+
+    async fn rotate(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<RotateOutcome, SessionError> {
+        self.inner.rotate(old, new, record, expected_version, now)
+    }
+
+    async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
+        self.inner.delete_expired(now)
+    }
+
+    async fn sessions_of(
+        &self,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Vec<SessionInfo>, SessionError> {
+        self.inner.sessions_of(user, now)
+    }
+
+    /// Deletes every session of `user` except `except`.
+    ///
+    /// Expired sessions of the user are deleted too but not counted; since this operation
+    /// has no `now` argument, expiry is judged by the system clock.
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<u64, SessionError> {
+        self.inner.revoke_user(user, except)
+    }
+
+    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        Ok(self
+            .inner
+            .remove_if(handle.store_key(), |_| true)?
+            .is_some())
+    }
+}
+
+/// The shared state of a store and its clones.
+///
+/// Locking discipline, which keeps the two maps free of deadlocks:
+/// - never hold a guard of one map while taking another guard of the same map (two guards
+///   in one shard deadlock);
+/// - a guard of `users` may be taken while holding a guard of `sessions`, never the reverse.
+///
+/// Every change to a session's entry in `users` is made while holding the write guard of
+/// that session's entry in `sessions`, so the index always agrees with the records: a key is
+/// in `users[u]` exactly when `sessions` holds it with user `u`.
+struct Inner {
+    /// Store key to encoded record (see [`codec`]).
+    sessions: DashMap<StoreKey, Box<[u8]>, KeyHasherBuilder>,
+    /// User name to the keys of that user's sessions.
+    users: DashMap<Box<str>, HashSet<StoreKey, KeyHasherBuilder>>,
+    key_hasher: KeyHasherBuilder,
+    /// Entries in `sessions`, kept beside the map so that checking the capacity does not
+    /// lock every shard.
+    len: AtomicUsize,
+    capacity: usize,
+    /// The time (micros since the epoch) of the last purge started by a full store.
+    last_purge_micros: AtomicU64,
+    purged_once: AtomicBool,
+}
+
+impl Inner {
+    fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
+        {
+            let Some(entry) = self.sessions.get(key) else {
+                return Ok(LoadOutcome::Missing);
+            };
+            let view = View::decode(entry.value())?;
+            if !view.is_expired(now) {
+                return Ok(LoadOutcome::Found(view.to_record()));
+            }
+        }
+        self.remove_if(key, |view| view.is_expired(now))?;
+        Ok(LoadOutcome::Expired)
+    }
+
+    fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
+        let encoded = View::from_record(record).encode();
+        let mut purged = false;
+        loop {
+            match self.sessions.entry(*key) {
+                Entry::Occupied(_) => return Ok(CreateOutcome::Collision),
+                Entry::Vacant(vacant) => {
+                    if self.reserve_slot() {
+                        if let Some(user) = &record.user {
+                            self.index_add(user, key);
+                        }
+                        vacant.insert(encoded);
+                        return Ok(CreateOutcome::Created);
+                    }
+                }
+            }
+            // The shard guard is released here: a purge takes every shard in turn.
+            if purged || !self.purge_if_due(record.last_active)? {
+                return Err(SessionError::CapacityExceeded);
+            }
+            purged = true;
+        }
+    }
+
+    /// Counts one more entry if the store has room for it.
+    fn reserve_slot(&self) -> bool {
+        self.len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
+                (len < self.capacity).then_some(len + 1)
+            })
+            .is_ok()
+    }
+
+    /// Removes the entries expired at `now`, unless a purge ran less than
+    /// [`PURGE_INTERVAL`] before `now` or is running. Returns whether it purged.
+    fn purge_if_due(&self, now: SystemTime) -> Result<bool, SessionError> {
+        let now_micros = now.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        });
+        let last = self.last_purge_micros.load(Ordering::Acquire);
+        let interval = u64::try_from(PURGE_INTERVAL.as_micros()).unwrap_or(u64::MAX);
+        // A clock that moved backwards (a test clock) does not block purges.
+        let due = !self.purged_once.load(Ordering::Acquire)
+            || now_micros < last
+            || now_micros - last >= interval;
+        if !due {
+            return Ok(false);
+        }
+        // Of concurrent creators finding the store full, one purges; the others fail.
+        if self
+            .last_purge_micros
+            .compare_exchange(last, now_micros, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        self.purged_once.store(true, Ordering::Release);
+        let removed = self.delete_expired(now)?;
+        tracing::debug!(removed, "session store full: purged expired sessions");
+        Ok(true)
+    }
+
+    fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<SaveOutcome, SessionError> {
+        let encoded = View::from_record(record).encode();
+        let Some(mut slot) = self.sessions.get_mut(key) else {
+            return Ok(SaveOutcome::Missing);
+        };
+        let stored = View::decode(slot.value())?;
+        if stored.is_expired(now) {
+            return Ok(SaveOutcome::Missing);
+        }
+        if stored.version != expected_version {
+            return Ok(SaveOutcome::Conflict);
+        }
+        if stored.user != record.user.as_deref() {
+            if let Some(user) = stored.user {
+                self.index_remove(user, key);
+            }
+            if let Some(user) = &record.user {
+                self.index_add(user, key);
+            }
+        }
+        *slot = encoded;
+        Ok(SaveOutcome::Saved)
+    }
+
+    fn touch(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, SessionError> {
+        let Some(mut slot) = self.sessions.get_mut(key) else {
+            return Ok(false);
+        };
+        let stored = View::decode(slot.value())?;
+        if stored.is_expired(now) {
+            return Ok(false);
+        }
+        let touched = View {
+            last_active,
+            expires_at,
+            ..stored
+        }
+        .encode();
+        *slot = touched;
+        Ok(true)
+    }
+
+    /// Removes the entry under `key` if `condition` holds for it, keeping the index in step.
+    /// Returns whether the removed record was expired by the system clock, or `None` if
+    /// nothing was removed.
+    fn remove_if(
+        &self,
+        key: &StoreKey,
+        condition: impl FnOnce(&View<'_>) -> bool,
+    ) -> Result<Option<Removed>, SessionError> {
+        let Entry::Occupied(entry) = self.sessions.entry(*key) else {
+            return Ok(None);
+        };
+        let stored = View::decode(entry.get())?;
+        if !condition(&stored) {
+            return Ok(None);
+        }
+        if let Some(user) = stored.user {
+            self.index_remove(user, key);
+        }
+        let removed = Removed {
+            was_expired: stored.is_expired(SystemTime::now()),
+        };
+        entry.remove();
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        Ok(Some(removed))
+    }
+
+    fn rotate(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<RotateOutcome, SessionError> {
+        // Nobody may see the session under neither key, so the new entry goes in first and
+        // the old one goes out second, each under its own shard guard (holding both at once
+        // could deadlock when they share a shard). A save on `old` in between makes the
+        // removal fail, and the new entry is rolled back: nobody else can have used it, as
+        // its key comes from a fresh random ID.
+        if let Some(refusal) = self.check_rotatable(old, expected_version, now)? {
+            return Ok(refusal);
+        }
+        let encoded = View::from_record(record).encode();
+        match self.sessions.entry(*new) {
+            Entry::Occupied(_) => return Ok(RotateOutcome::Collision),
+            Entry::Vacant(vacant) => {
+                if let Some(user) = &record.user {
+                    self.index_add(user, new);
+                }
+                // Rotation does not grow the store, so it bypasses the capacity check.
+                self.len.fetch_add(1, Ordering::AcqRel);
+                vacant.insert(encoded);
+            }
+        }
+        let mut refusal = RotateOutcome::Missing;
+        let removed = self.remove_if(old, |stored| {
+            if stored.is_expired(now) {
+                false
+            } else if stored.version != expected_version {
+                refusal = RotateOutcome::Conflict;
+                false
+            } else {
+                true
+            }
+        });
+        match removed {
+            Ok(Some(_)) => Ok(RotateOutcome::Rotated),
+            Ok(None) => {
+                self.remove_if(new, |_| true)?;
+                Ok(refusal)
+            }
+            Err(error) => {
+                self.remove_if(new, |_| true)?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Why `old` cannot be rotated, if it cannot: checked before writing anything, so that a
+    /// refused rotation usually leaves no trace at all.
+    fn check_rotatable(
+        &self,
+        old: &StoreKey,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<Option<RotateOutcome>, SessionError> {
+        let Some(entry) = self.sessions.get(old) else {
+            return Ok(Some(RotateOutcome::Missing));
+        };
+        let stored = View::decode(entry.value())?;
+        Ok(if stored.is_expired(now) {
+            Some(RotateOutcome::Missing)
+        } else if stored.version != expected_version {
+            Some(RotateOutcome::Conflict)
+        } else {
+            None
+        })
+    }
+
+    fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
+        let mut removed = 0;
+        let mut undecodable = 0_u64;
+        // `retain` write-locks one shard at a time.
+        self.sessions
+            .retain(|key, encoded| match View::decode(encoded) {
+                Ok(stored) if stored.is_expired(now) => {
+                    if let Some(user) = stored.user {
+                        self.index_remove(user, key);
+                    }
+                    self.len.fetch_sub(1, Ordering::AcqRel);
+                    removed += 1;
+                    false
+                }
+                Ok(_) => true,
+                Err(_) => {
+                    undecodable += 1;
+                    true
+                }
+            });
+        if undecodable > 0 {
+            return Err(SessionError::store(codec::CorruptRecord(
+                "undecodable entries found while sweeping",
+            )));
+        }
+        Ok(removed)
+    }
+
+    fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<SessionInfo>, SessionError> {
+        let mut sessions = Vec::new();
+        for key in self.keys_of(user) {
+            let Some(entry) = self.sessions.get(&key) else {
+                continue;
+            };
+            let stored = View::decode(entry.value())?;
+            if stored.user == Some(user) && !stored.is_expired(now) {
+                sessions.push(SessionInfo {
+                    handle: SessionHandle::from_store_key(key),
+                    created_at: stored.created_at,
+                    last_active: stored.last_active,
+                    expires_at: stored.expires_at,
+                });
+            }
+        }
+        sessions.sort_by_key(|info| info.created_at);
+        Ok(sessions)
+    }
+
+    fn revoke_user(&self, user: &str, except: Option<&SessionHandle>) -> Result<u64, SessionError> {
+        let mut revoked = 0;
+        for _ in 0..MAX_REVOKE_PASSES {
+            // A key that is gone by the time we reach it may have been rotated to a new key,
+            // which the rotation indexed before removing the old one: look again.
+            let mut moved = false;
+            for key in self.keys_of(user) {
+                if except.is_some_and(|kept| kept.store_key() == &key) {
+                    continue;
+                }
+                match self.remove_if(&key, |stored| stored.user == Some(user))? {
+                    Some(removed) => revoked += u64::from(!removed.was_expired),
+                    None => moved = true,
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// A snapshot of the keys indexed under `user`, taken without holding the guard after.
+    fn keys_of(&self, user: &str) -> Vec<StoreKey> {
+        self.users
+            .get(user)
+            .map(|keys| keys.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn index_add(&self, user: &str, key: &StoreKey) {
+        if let Some(mut keys) = self.users.get_mut(user) {
+            keys.insert(*key);
+            return;
+        }
+        self.users
+            .entry(user.into())
+            .or_insert_with(|| HashSet::with_hasher(self.key_hasher.clone()))
+            .insert(*key);
+    }
+
+    fn index_remove(&self, user: &str, key: &StoreKey) {
+        let now_empty = match self.users.get_mut(user) {
+            Some(mut keys) => {
+                keys.remove(key);
+                keys.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.users.remove_if(user, |_, keys| keys.is_empty());
+        }
+    }
+}
+
+/// What [`Inner::remove_if`] removed.
+struct Removed {
+    was_expired: bool,
+}
+
+/// A hasher for [`StoreKey`]s.
+///
+/// Store keys are SHA-256 digests of 256-bit random IDs: uniformly distributed, and not
+/// choosable by clients (a forged cookie never reaches the store). A keyed folded multiply
+/// over their bytes is therefore enough, and much cheaper than SipHash; the per-store random
+/// seed keeps bucket positions unpredictable all the same.
+#[derive(Clone)]
+struct KeyHasherBuilder {
+    seed: [u64; 2],
+}
+
+impl KeyHasherBuilder {
+    fn random() -> Self {
+        Self {
+            seed: [rand::random(), rand::random::<u64>() | 1],
+        }
+    }
+}
+
+impl BuildHasher for KeyHasherBuilder {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher {
+            state: self.seed[0],
+            multiplier: self.seed[1],
+        }
+    }
+}
+
+struct KeyHasher {
+    state: u64,
+    multiplier: u64,
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(16) {
+            let mut words = [0_u8; 16];
+            words[..chunk.len()].copy_from_slice(chunk);
+            let (low, high) = words.split_at(8);
+            let low = u64::from_le_bytes(low.try_into().unwrap_or_default());
+            let high = u64::from_le_bytes(high.try_into().unwrap_or_default());
+            self.state = folded_multiply(low ^ self.state, high ^ self.multiplier);
+        }
+    }
+
+    fn write_usize(&mut self, length: usize) {
+        // Only the length prefix of the key's bytes comes through here.
+        self.state = self.state.rotate_left(5) ^ length as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        folded_multiply(self.state, self.multiplier)
+    }
+}
+
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// The compact encoding of a [`Record`]: one allocation per session.
+///
+/// Layout, integers as LEB128 varints and signed ones zigzag-encoded:
+///
+/// ```text
+/// flags: u8          bits 0-1: time unit (ns, µs, ms, s); bit 2: has user;
+///                    bits 3-4: expiry (none, on inactivity, at date-time, on browser close)
+/// version            varint
+/// created_at         zigzag varint, units since the epoch
+/// last_active        zigzag varint, units after created_at
+/// expires_at         zigzag varint, units after created_at
+/// [expiry]           on inactivity: secs varint, nanos varint; at date-time: zigzag ns
+/// [user]             length varint, UTF-8 bytes
+/// data               the rest
+/// ```
+///
+/// The unit is the coarsest that represents all three times exactly, so times written by a
+/// millisecond clock take a few bytes each, and every time round-trips exactly.
+mod codec {
+    use std::fmt;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use crate::error::SessionError;
+    use crate::expiry::Expiry;
+    use crate::store::Record;
+
+    const NANOS_PER_UNIT: [i128; 4] = [1, 1_000, 1_000_000, 1_000_000_000];
+    const UNIT_MASK: u8 = 0b0000_0011;
+    const HAS_USER: u8 = 0b0000_0100;
+    const EXPIRY_SHIFT: u32 = 3;
+    const EXPIRY_MASK: u8 = 0b0001_1000;
+    const EXPIRY_NONE: u8 = 0;
+    const EXPIRY_ON_INACTIVITY: u8 = 1;
+    const EXPIRY_AT_DATE_TIME: u8 = 2;
+    const EXPIRY_ON_BROWSER_CLOSE: u8 = 3;
+    const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+    /// A record as stored, borrowing its user and data from the encoding.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct View<'a> {
+        pub(super) version: u64,
+        pub(super) user: Option<&'a str>,
+        pub(super) created_at: SystemTime,
+        pub(super) last_active: SystemTime,
+        pub(super) expires_at: SystemTime,
+        pub(super) expiry: Option<Expiry>,
+        pub(super) data: &'a [u8],
+    }
+
+    /// An entry that does not decode: a bug in this module, never a client's doing.
+    #[derive(Debug)]
+    pub(super) struct CorruptRecord(pub(super) &'static str);
+
+    impl fmt::Display for CorruptRecord {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "corrupt in-memory session record: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for CorruptRecord {}
+
+    impl From<CorruptRecord> for SessionError {
+        fn from(error: CorruptRecord) -> Self {
+            SessionError::store(error)
+        }
+    }
+
+    impl<'a> View<'a> {
+        pub(super) fn from_record(record: &'a Record) -> Self {
+            Self {
+                version: record.version,
+                user: record.user.as_deref(),
+                created_at: record.created_at,
+                last_active: record.last_active,
+                expires_at: record.expires_at,
+                expiry: record.expiry,
+                data: &record.data,
+            }
+        }
+
+        pub(super) fn to_record(self) -> Record {
+            Record {
+                version: self.version,
+                user: self.user.map(str::to_owned),
+                created_at: self.created_at,
+                last_active: self.last_active,
+                expires_at: self.expires_at,
+                expiry: self.expiry,
+                data: self.data.to_vec(),
+            }
+        }
+
+        pub(super) fn is_expired(&self, now: SystemTime) -> bool {
+            self.expires_at <= now
+        }
+
+        pub(super) fn encode(&self) -> Box<[u8]> {
+            let created = nanos_since_epoch(self.created_at);
+            let last_active = nanos_since_epoch(self.last_active);
+            let expires = nanos_since_epoch(self.expires_at);
+            let unit = (0..NANOS_PER_UNIT.len())
+                .rev()
+                .find(|&unit| {
+                    let per = NANOS_PER_UNIT[unit];
+                    [created, last_active, expires]
+                        .iter()
+                        .all(|nanos| nanos.rem_euclid(per) == 0)
+                })
+                .unwrap_or(0);
+            let per = NANOS_PER_UNIT[unit];
+            let created_units = created.div_euclid(per);
+
+            let mut numbers = [0_u128; 7];
+            let mut count = 0;
+            let mut push = |number: u128| {
+                numbers[count] = number;
+                count += 1;
+            };
+            push(u128::from(self.version));
+            push(zigzag(created_units));
+            push(zigzag(last_active.div_euclid(per) - created_units));
+            push(zigzag(expires.div_euclid(per) - created_units));
+            let expiry_kind = match self.expiry {
+                None => EXPIRY_NONE,
+                Some(Expiry::OnInactivity(idle)) => {
+                    push(u128::from(idle.as_secs()));
+                    push(u128::from(idle.subsec_nanos()));
+                    EXPIRY_ON_INACTIVITY
+                }
+                Some(Expiry::AtDateTime(at)) => {
+                    push(zigzag(nanos_since_epoch(at)));
+                    EXPIRY_AT_DATE_TIME
+                }
+                Some(Expiry::OnBrowserClose) => EXPIRY_ON_BROWSER_CLOSE,
+            };
+            let mut flags = unit as u8 | (expiry_kind << EXPIRY_SHIFT);
+            if let Some(user) = self.user {
+                flags |= HAS_USER;
+                push(user.len() as u128);
+            }
+            let numbers = &numbers[..count];
+
+            let len = 1
+                + numbers.iter().map(|&n| varint_len(n)).sum::<usize>()
+                + self.user.map_or(0, str::len)
+                + self.data.len();
+            // Exactly sized, so that the conversion to a boxed slice does not reallocate.
+            let mut out = Vec::with_capacity(len);
+            out.push(flags);
+            for &number in numbers {
+                put_varint(&mut out, number);
+            }
+            if let Some(user) = self.user {
+                out.extend_from_slice(user.as_bytes());
+            }
+            out.extend_from_slice(self.data);
+            out.into_boxed_slice()
+        }
+
+        pub(super) fn decode(bytes: &'a [u8]) -> Result<Self, CorruptRecord> {
+            let mut reader = Reader { bytes, pos: 0 };
+            let flags = reader.byte()?;
+            if flags & !(UNIT_MASK | HAS_USER | EXPIRY_MASK) != 0 {
+                return Err(CorruptRecord("unknown flags"));
+            }
+            let per = NANOS_PER_UNIT[usize::from(flags & UNIT_MASK)];
+            let version = u64::try_from(reader.varint()?)
+                .map_err(|_| CorruptRecord("version out of range"))?;
+            let created_units = unzigzag(reader.varint()?);
+            let time_after_created = |offset: i128| {
+                created_units
+                    .checked_add(offset)
+                    .and_then(|units| units.checked_mul(per))
+                    .and_then(time_from_nanos)
+                    .ok_or(CorruptRecord("time out of range"))
+            };
+            let created_at = time_after_created(0)?;
+            let last_active = time_after_created(unzigzag(reader.varint()?))?;
+            let expires_at = time_after_created(unzigzag(reader.varint()?))?;
+            let expiry = match (flags & EXPIRY_MASK) >> EXPIRY_SHIFT {
+                EXPIRY_NONE => None,
+                EXPIRY_ON_INACTIVITY => {
+                    let secs = u64::try_from(reader.varint()?);
+                    let nanos = u32::try_from(reader.varint()?);
+                    match (secs, nanos) {
+                        (Ok(secs), Ok(nanos)) if nanos < 1_000_000_000 => {
+                            Some(Expiry::OnInactivity(Duration::new(secs, nanos)))
+                        }
+                        _ => return Err(CorruptRecord("idle duration out of range")),
+                    }
+                }
+                EXPIRY_AT_DATE_TIME => Some(Expiry::AtDateTime(
+                    time_from_nanos(unzigzag(reader.varint()?))
+                        .ok_or(CorruptRecord("deadline out of range"))?,
+                )),
+                _ => Some(Expiry::OnBrowserClose),
+            };
+            let user = if flags & HAS_USER == 0 {
+                None
+            } else {
+                let len = usize::try_from(reader.varint()?)
+                    .map_err(|_| CorruptRecord("user length out of range"))?;
+                let user = std::str::from_utf8(reader.take(len)?)
+                    .map_err(|_| CorruptRecord("user is not UTF-8"))?;
+                Some(user)
+            };
+            Ok(Self {
+                version,
+                user,
+                created_at,
+                last_active,
+                expires_at,
+                expiry,
+                data: reader.rest(),
+            })
+        }
+    }
+
+    struct Reader<'a> {
+        bytes: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn byte(&mut self) -> Result<u8, CorruptRecord> {
+            let byte = *self.bytes.get(self.pos).ok_or(CorruptRecord("truncated"))?;
+            self.pos += 1;
+            Ok(byte)
+        }
+
+        fn varint(&mut self) -> Result<u128, CorruptRecord> {
+            let mut value = 0_u128;
+            let mut shift = 0_u32;
+            loop {
+                let byte = self.byte()?;
+                if shift >= u128::BITS {
+                    return Err(CorruptRecord("varint too long"));
+                }
+                value |= u128::from(byte & 0x7f) << shift;
+                if byte & 0x80 == 0 {
+                    return Ok(value);
+                }
+                shift += 7;
+            }
+        }
+
+        fn take(&mut self, len: usize) -> Result<&'a [u8], CorruptRecord> {
+            let end = self
+                .pos
+                .checked_add(len)
+                .ok_or(CorruptRecord("truncated"))?;
+            let taken = self
+                .bytes
+                .get(self.pos..end)
+                .ok_or(CorruptRecord("truncated"))?;
+            self.pos = end;
+            Ok(taken)
+        }
+
+        fn rest(self) -> &'a [u8] {
+            self.bytes.get(self.pos..).unwrap_or_default()
+        }
+    }
+
+    fn varint_len(value: u128) -> usize {
+        let bits = (u128::BITS - value.leading_zeros()).max(1) as usize;
+        bits.div_ceil(7)
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut value: u128) {
+        while value >= 0x80 {
+            out.push((value as u8 & 0x7f) | 0x80);
+            value >>= 7;
+        }
+        out.push(value as u8);
+    }
+
+    fn zigzag(value: i128) -> u128 {
+        ((value << 1) ^ (value >> 127)) as u128
+    }
+
+    fn unzigzag(value: u128) -> i128 {
+        ((value >> 1) as i128) ^ -((value & 1) as i128)
+    }
+
+    /// Nanoseconds since the epoch, negative before it. Exact for every `SystemTime`: a
+    /// `Duration` has at most about 2^94 nanoseconds.
+    fn nanos_since_epoch(time: SystemTime) -> i128 {
+        match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
+            Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
+        }
+    }
+
+    fn time_from_nanos(nanos: i128) -> Option<SystemTime> {
+        let secs = nanos.div_euclid(NANOS_PER_SEC);
+        let subsec = Duration::from_nanos(u64::try_from(nanos.rem_euclid(NANOS_PER_SEC)).ok()?);
+        if secs >= 0 {
+            UNIX_EPOCH
+                .checked_add(Duration::from_secs(u64::try_from(secs).ok()?))?
+                .checked_add(subsec)
+        } else {
+            UNIX_EPOCH
+                .checked_sub(Duration::from_secs(u64::try_from(-secs).ok()?))?
+                .checked_add(subsec)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn record(user: Option<&str>, data: &[u8], times: [SystemTime; 3]) -> Record {
+            Record {
+                version: 1,
+                user: user.map(str::to_owned),
+                created_at: times[0],
+                last_active: times[1],
+                expires_at: times[2],
+                expiry: None,
+                data: data.to_vec(),
+            }
+        }
+
+        fn round_trip(record: &Record) -> Record {
+            let encoded = View::from_record(record).encode();
+            View::decode(&encoded).expect("decodes").to_record()
+        }
+
+        #[test]
+        fn small_session_encodes_in_a_few_bytes() {
+            let created = UNIX_EPOCH + Duration::from_millis(1_750_000_000_123);
+            let record = record(
+                None,
+                br#"{"visits":5}"#,
+                [created, created, created + Duration::from_secs(1800)],
+            );
+            let encoded = View::from_record(&record).encode();
+            // flags, version, 6-byte created_at, 1-byte and 4-byte offsets, 12 bytes of data.
+            assert_eq!(encoded.len(), 1 + 1 + 6 + 1 + 4 + 12);
+            assert_eq!(round_trip(&record), record);
+        }
+
+        #[test]
+        fn every_expiry_and_odd_times_round_trip() {
+            let before_epoch = UNIX_EPOCH - Duration::new(12_345, 678);
+            let expiries = [
+                None,
+                Some(Expiry::OnInactivity(Duration::new(u64::MAX, 999_999_999))),
+                Some(Expiry::AtDateTime(before_epoch)),
+                Some(Expiry::OnBrowserClose),
+            ];
+            for expiry in expiries {
+                let mut record = record(
+                    Some("ünïcode user"),
+                    b"",
+                    [before_epoch, UNIX_EPOCH, UNIX_EPOCH + Duration::new(1, 1)],
+                );
+                record.version = u64::MAX;
+                record.expiry = expiry;
+                assert_eq!(round_trip(&record), record);
+            }
+        }
+
+        #[test]
+        fn garbage_is_an_error_not_a_panic() {
+            let samples: [&[u8]; 5] = [
+                b"",
+                &[0xff],
+                &[0x00, 0x80],
+                &[0x04, 0x01, 0x00, 0x00, 0x00, 0x05, b'a'],
+                &[
+                    0x08, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x7f,
+                ],
+            ];
+            for sample in samples {
+                assert!(View::decode(sample).is_err(), "{sample:?}");
+            }
+        }
+
+        fn any_time() -> impl Strategy<Value = SystemTime> {
+            (any::<bool>(), 0..u64::MAX / 4, 0..1_000_000_000_u32).prop_map(
+                |(before, secs, nanos)| {
+                    let offset = Duration::new(secs % (1 << 40), nanos);
+                    if before {
+                        UNIX_EPOCH - offset
+                    } else {
+                        UNIX_EPOCH + offset
+                    }
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn any_record_round_trips(
+                version: u64,
+                user in proptest::option::of(".{0,40}"),
+                data in proptest::collection::vec(any::<u8>(), 0..100),
+                times in [any_time(), any_time(), any_time()],
+                whole_millis: bool,
+            ) {
+                let times = times.map(|time| {
+                    if whole_millis {
+                        let nanos = nanos_since_epoch(time);
+                        time_from_nanos(nanos - nanos.rem_euclid(1_000_000)).unwrap_or(time)
+                    } else {
+                        time
+                    }
+                });
+                let mut record = record(user.as_deref(), &data, times);
+                record.version = version;
+                prop_assert_eq!(round_trip(&record), record);
+            }
+
+            #[test]
+            fn any_bytes_decode_without_panicking(
+                bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let _ = View::decode(&bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,948 @@
+//! [`RedisStore`]: sessions in Redis or Valkey, through an auto-reconnecting
+//! [`ConnectionManager`].
+//!
+//! The key layout, the scripts' guarantees and the role of `delete_expired` are documented on
+//! [`RedisStore`] itself, where users of the crate can read them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+
+use crate::error::SessionError;
+use crate::expiry::Expiry;
+use crate::id::{SessionHandle, StoreKey};
+use crate::store::{
+    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+};
+
+const DEFAULT_KEY_PREFIX: &str = "sessionware:";
+const DEFAULT_EXPIRY_GRACE: Duration = Duration::from_secs(60);
+/// The `COUNT` hint of each `SCAN` step of `delete_expired`, and so the largest batch one
+/// purge script handles.
+const SCAN_BATCH: usize = 500;
+/// Lua numbers are doubles: beyond 2^53 milliseconds (about 285,000 years) the scripts'
+/// comparisons would lose precision, so such times are refused rather than mangled.
+const MAX_MILLIS: u64 = (1 << 53) - 1;
+
+/// Helpers shared by every script. Field names here must match those written by
+/// [`encode_record`] and read by [`decode_record`].
+const LUA_PRELUDE: &str = r"
+local function int(n) return string.format('%d', n) end
+local function refresh_index(ukey, grace)
+  local top = redis.call('ZRANGE', ukey, -1, -1, 'WITHSCORES')
+  if top[2] then
+    redis.call('PEXPIREAT', ukey, int(tonumber(top[2]) + grace))
+  end
+end
+local function index_add(ukey, member, expires, grace)
+  redis.call('ZADD', ukey, int(expires), member)
+  refresh_index(ukey, grace)
+end
+local function index_remove(ukey, member, grace)
+  if redis.call('ZREM', ukey, member) == 1 then refresh_index(ukey, grace) end
+end
+local function write_record(key, expires, grace, first_field)
+  redis.call('DEL', key)
+  redis.call('HSET', key, unpack(ARGV, first_field))
+  redis.call('PEXPIREAT', key, int(expires + grace))
+end
+local function owner(key)
+  if redis.call('TYPE', key)['ok'] ~= 'hash' then return false end
+  return redis.call('HGET', key, 'ix')
+end
+";
+
+/// KEYS: session, [index]. ARGV: member, expires, grace, field/value pairs...
+/// Returns 1 when created, 0 on a collision.
+const LUA_CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local expires, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
+write_record(KEYS[1], expires, grace, 4)
+if KEYS[2] then index_add(KEYS[2], ARGV[1], expires, grace) end
+return 1
+";
+
+/// KEYS: session, [index]. ARGV: member, expires, grace, expected version, now, pairs...
+/// Returns 1 when saved, 0 when missing or expired, 2 on a version conflict.
+const LUA_SAVE: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'version', 'expires', 'ix')
+if not cur[1] or tonumber(cur[2]) <= tonumber(ARGV[5]) then return 0 end
+if cur[1] ~= ARGV[4] then return 2 end
+local expires, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
+write_record(KEYS[1], expires, grace, 6)
+if cur[3] and cur[3] ~= KEYS[2] then index_remove(cur[3], ARGV[1], grace) end
+if KEYS[2] then index_add(KEYS[2], ARGV[1], expires, grace) end
+return 1
+";
+
+/// KEYS: session. ARGV: member, last active, expires, now, grace.
+/// Returns 1 when touched, 0 when missing or expired.
+const LUA_TOUCH: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'expires', 'ix')
+if not cur[1] or tonumber(cur[1]) <= tonumber(ARGV[4]) then return 0 end
+local expires, grace = tonumber(ARGV[3]), tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'active', ARGV[2], 'expires', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], int(expires + grace))
+if cur[2] then index_add(cur[2], ARGV[1], expires, grace) end
+return 1
+";
+
+/// KEYS: session. ARGV: member, grace. Returns how many keys it deleted (0 or 1).
+const LUA_DELETE: &str = r"
+local ix = owner(KEYS[1])
+local deleted = redis.call('DEL', KEYS[1])
+if ix then index_remove(ix, ARGV[1], tonumber(ARGV[2])) end
+return deleted
+";
+
+/// KEYS: old session, new session, [new index]. ARGV: old member, new member, expires, grace,
+/// expected version, now, pairs... Returns 1 when rotated, 0 when the old record is missing
+/// or expired, 2 on a version conflict, 3 when the new key is taken.
+const LUA_ROTATE: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'version', 'expires', 'ix')
+if not cur[1] or tonumber(cur[2]) <= tonumber(ARGV[6]) then return 0 end
+if cur[1] ~= ARGV[5] then return 2 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 3 end
+local expires, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('DEL', KEYS[1])
+if cur[3] then index_remove(cur[3], ARGV[1], grace) end
+write_record(KEYS[2], expires, grace, 7)
+if KEYS[3] then index_add(KEYS[3], ARGV[2], expires, grace) end
+return 1
+";
+
+/// KEYS: candidate session keys. ARGV: now, grace. Deletes those expired at `now` and
+/// returns how many.
+const LUA_PURGE: &str = r"
+local now, grace = tonumber(ARGV[1]), tonumber(ARGV[2])
+local purged = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('TYPE', key)['ok'] == 'hash' then
+    local cur = redis.call('HMGET', key, 'expires', 'ix')
+    local expires = tonumber(cur[1])
+    if expires and expires <= now then
+      redis.call('DEL', key)
+      if cur[2] then index_remove(cur[2], string.sub(key, -64), grace) end
+      purged = purged + 1
+    end
+  end
+end
+return purged
+";
+
+/// KEYS: index. ARGV: session key prefix, now, grace. Returns a flat list of
+/// member, created, active, expires for each live session, pruning stale members.
+const LUA_LIST: &str = r"
+local now, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
+local listed = {}
+local pruned = false
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. member
+  if owner(key) ~= KEYS[1] then
+    redis.call('ZREM', KEYS[1], member)
+    pruned = true
+  else
+    local cur = redis.call('HMGET', key, 'created', 'active', 'expires')
+    if tonumber(cur[3]) > now then
+      listed[#listed + 1] = member
+      listed[#listed + 1] = cur[1]
+      listed[#listed + 1] = cur[2]
+      listed[#listed + 1] = cur[3]
+    end
+  end
+end
+if pruned then refresh_index(KEYS[1], grace) end
+return listed
+";
+
+/// KEYS: index. ARGV: session key prefix, member to keep (or empty), now, grace. Deletes every
+/// other session of the user and returns how many of them were live at `now`.
+const LUA_REVOKE_USER: &str = r"
+local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
+local revoked = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. member
+  if owner(key) ~= KEYS[1] then
+    redis.call('ZREM', KEYS[1], member)
+  elseif member ~= ARGV[2] then
+    local expires = tonumber(redis.call('HGET', key, 'expires'))
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], member)
+    if expires and expires > now then revoked = revoked + 1 end
+  end
+end
+refresh_index(KEYS[1], grace)
+return revoked
+";
+
+/// The scripts, hashed once per process.
+struct Scripts {
+    create: Script,
+    save: Script,
+    touch: Script,
+    delete: Script,
+    rotate: Script,
+    purge: Script,
+    list: Script,
+    revoke_user: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    let script = |body: &str| Script::new(&format!("{LUA_PRELUDE}{body}"));
+    Scripts {
+        create: script(LUA_CREATE),
+        save: script(LUA_SAVE),
+        touch: script(LUA_TOUCH),
+        delete: script(LUA_DELETE),
+        rotate: script(LUA_ROTATE),
+        purge: script(LUA_PURGE),
+        list: script(LUA_LIST),
+        revoke_user: script(LUA_REVOKE_USER),
+    }
+});
+
+/// A [`SessionStore`] in Redis (6.2 or later) or Valkey.
+///
+/// Cloning is cheap: clones share one auto-reconnecting connection. When the server goes
+/// away, operations fail with [`SessionError::Store`] (the [`redis::RedisError`] kept as the
+/// source) while the manager reconnects in the background; once the server is back, the same
+/// store works again without being reopened.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), sessionware::SessionError> {
+/// use sessionware::RedisStore;
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .key_prefix("myapp:sessions:")
+///     .build()
+///     .await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Layout
+///
+/// With the default key prefix `sessionware:` (see [`RedisStoreBuilder::key_prefix`]), the
+/// store keeps two kinds of keys:
+///
+/// - **One hash per session**, named `{prefix}s:{store key as 64 lowercase hex digits}`.
+///   Its fields are `version`, `created`, `active` and `expires` (decimal integers; the times
+///   are milliseconds since the Unix epoch), `data` (the session's bytes, stored as they are),
+///   and, when present, `user`, `expiry` (the per-session [`Expiry`] as JSON) and `ix` (the
+///   name of the user's index key, used by the scripts to keep the index in step). The key
+///   carries a native TTL, `PEXPIREAT expires + grace`: Redis drops it on its own shortly after
+///   its deadline, and for the grace period in between [`load`](SessionStore::load) reports
+///   [`LoadOutcome::Expired`] rather than [`LoadOutcome::Missing`] (see
+///   [`RedisStoreBuilder::expiry_grace`]). Liveness is always decided by the record's
+///   `expires` compared with the `now` the caller passes, never by the TTL.
+/// - **One sorted set per user**, named `{prefix}u:{user name in URL-safe base64}`. Its members
+///   are the store keys (hex) of the user's sessions, each scored with that session's deadline
+///   in milliseconds. The set's own TTL is kept at its latest member's deadline plus the grace,
+///   so it never disappears before one of its sessions and an abandoned set disappears by
+///   itself. User names are arbitrary strings; encoding them keeps every key name printable and
+///   free of glob characters, and no user name can reach into another key's namespace.
+///
+/// Members of deleted sessions leave the index inside the scripts that delete them
+/// (`delete`, `rotate`, `revoke`, `revoke_user`, `delete_expired`, and a `save` that changes
+/// the session's user). Members whose session key expired natively, or was removed behind the
+/// store's back, are dropped lazily by `sessions_of` and `revoke_user`, which check that each
+/// member's key still exists and still names this index as its owner.
+///
+/// # Atomicity
+///
+/// `load` is a single `HGETALL`. Every other operation is one Lua script (sent with `EVALSHA`,
+/// loaded again automatically after a server restart or a `SCRIPT FLUSH`), so each happens
+/// entirely or not at all and no client ever sees half of it. `create` is insert-only, `save`
+/// and `rotate` compare the stored version and check liveness at the caller's `now` before
+/// writing, and `touch` never recreates a record.
+///
+/// The scripts use only commands and options available since Redis 6.2 (no functions, no
+/// `EXPIRETIME`, no `EXPIRE ... GT`), so the store runs on Redis 6.2 and later and on Valkey.
+/// Some scripts reach keys they find by reading (a session's index, an index's sessions)
+/// rather than keys declared up front; on Redis Cluster, put every key of the store in one
+/// slot with a hash tag in the prefix (for example `{sessions}:`).
+///
+/// # Expired records
+///
+/// In production, the native TTLs do the work: Redis removes each session shortly after its
+/// deadline, its index entry is pruned lazily, and the index itself expires after its last
+/// session. [`delete_expired`](SessionStore::delete_expired) is a backstop for callers whose
+/// clock runs ahead of the server's, and for tests: it walks `{prefix}s:*` with `SCAN` in
+/// batches and deletes, in one script per batch that re-checks each record, every record whose
+/// deadline is at or before the `now` it was given. It costs a full `SCAN` of the keyspace and
+/// need not be scheduled.
+///
+/// [`revoke_user`](SessionStore::revoke_user) deletes every session of the user, expired or
+/// not, but counts only those live by this process's clock, as the trait passes it no time.
+///
+/// # Precision
+///
+/// Times are stored as whole milliseconds since the Unix epoch: a time with a finer part comes
+/// back truncated to the millisecond, and a time before 1970 cannot be stored.
+///
+/// # Security
+///
+/// Keys are store keys (SHA-256 of the session ID), never session IDs: a dump of the database
+/// yields no usable cookie. The `Debug` output shows neither the URL nor its credentials.
+#[derive(Clone)]
+pub struct RedisStore {
+    manager: ConnectionManager,
+    layout: Arc<KeyLayout>,
+}
+
+/// Builds a [`RedisStore`]; made by [`RedisStore::builder`] or
+/// [`RedisStore::builder_with_manager`].
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct RedisStoreBuilder {
+    connection: Connection,
+    config: Option<ConnectionManagerConfig>,
+    key_prefix: String,
+    expiry_grace: Duration,
+}
+
+enum Connection {
+    Url(String),
+    Manager(ConnectionManager),
+}
+
+/// Key names and the expiry grace, shared by the clones of one store.
+struct KeyLayout {
+    prefix: String,
+    /// `{prefix}s:`, the start of every session key.
+    session_prefix: String,
+    grace_millis: u64,
+}
+
+impl KeyLayout {
+    fn new(prefix: String, expiry_grace: Duration) -> Self {
+        Self {
+            session_prefix: format!("{prefix}s:"),
+            prefix,
+            grace_millis: u64::try_from(expiry_grace.as_millis())
+                .unwrap_or(MAX_MILLIS)
+                .min(MAX_MILLIS),
+        }
+    }
+
+    fn session_key(&self, key: &StoreKey) -> String {
+        format!("{}{}", self.session_prefix, key.to_hex())
+    }
+
+    fn index_key(&self, user: &str) -> String {
+        format!("{}u:{}", self.prefix, URL_SAFE_NO_PAD.encode(user))
+    }
+
+    /// A `SCAN MATCH` pattern for every session key, with the prefix's glob characters
+    /// escaped so that a prefix such as `app[1]:` matches only itself.
+    fn session_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.session_prefix.len() + 2);
+        for c in self.session_prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        pattern
+    }
+}
+
+impl RedisStore {
+    /// Connects to the server at `url` (`redis://`, `rediss://` with TLS enabled in the
+    /// `redis` crate, or `unix://`) with the default settings.
+    ///
+    /// Fails with [`SessionError::Store`] if the URL does not parse or the server cannot be
+    /// reached.
+    pub async fn open(url: &str) -> Result<Self, SessionError> {
+        Self::builder(url).build().await
+    }
+
+    /// Starts configuring a store that will connect to the server at `url`.
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Connection::Url(url.to_owned()))
+    }
+
+    /// Starts configuring a store that uses a connection manager the application already has.
+    pub fn builder_with_manager(manager: ConnectionManager) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Connection::Manager(manager))
+    }
+
+    /// A store with the default settings on a connection manager the application already
+    /// has. No I/O happens until the first operation.
+    pub fn from_manager(manager: ConnectionManager) -> Self {
+        Self {
+            manager,
+            layout: Arc::new(KeyLayout::new(
+                DEFAULT_KEY_PREFIX.to_owned(),
+                DEFAULT_EXPIRY_GRACE,
+            )),
+        }
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn key_prefix(&self) -> &str {
+        &self.layout.prefix
+    }
+
+    /// A connection for one operation: a clone of the manager, which shares the connection.
+    fn conn(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The manager's own `Debug` shows the connection info; leave it out so that nothing
+        // derived from the URL can end up in a log.
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.layout.prefix)
+            .field("expiry_grace_ms", &self.layout.grace_millis)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    fn new(connection: Connection) -> Self {
+        Self {
+            connection,
+            config: None,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            expiry_grace: DEFAULT_EXPIRY_GRACE,
+        }
+    }
+
+    /// The prefix of every key the store writes. Default: `"sessionware:"`.
+    ///
+    /// Give each application sharing a server its own prefix. On Redis Cluster, wrap a part
+    /// of it in a hash tag (`"{myapp}:sessions:"`) so that all of the store's keys share one
+    /// slot, as its scripts require.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// How long Redis keeps a record after its deadline before the native TTL drops it.
+    /// Default: 60 seconds.
+    ///
+    /// During the grace, `load` reports [`LoadOutcome::Expired`] instead of
+    /// [`LoadOutcome::Missing`], and an application clock that lags the server's by less than
+    /// the grace still sees its sessions live until their stored deadline. An expired record
+    /// is never returned as live, whatever the grace.
+    pub fn expiry_grace(mut self, grace: Duration) -> Self {
+        self.expiry_grace = grace;
+        self
+    }
+
+    /// Reconnection and timeout settings of the connection manager. Default: the `redis`
+    /// crate's defaults (six reconnection attempts with exponential backoff, a 500 ms
+    /// response timeout, a 1 s connection timeout).
+    ///
+    /// Only for a builder made with [`RedisStore::builder`]: a manager passed to
+    /// [`RedisStore::builder_with_manager`] is already configured, and `build` fails if this
+    /// is set too.
+    pub fn connection_config(mut self, config: ConnectionManagerConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Connects (for a builder made from a URL) and returns the store.
+    ///
+    /// Fails with [`SessionError::Store`] if the URL does not parse, the server cannot be
+    /// reached, or a connection configuration was given for an existing manager.
+    pub async fn build(self) -> Result<RedisStore, SessionError> {
+        let manager = match (self.connection, self.config) {
+            (Connection::Url(url), config) => {
+                let client = Client::open(url.as_str()).map_err(SessionError::store)?;
+                ConnectionManager::new_with_config(client, config.unwrap_or_default())
+                    .await
+                    .map_err(SessionError::store)?
+            }
+            (Connection::Manager(manager), None) => manager,
+            (Connection::Manager(_), Some(_)) => {
+                return Err(SessionError::store(RedisStoreError::ConfigForManager));
+            }
+        };
+        Ok(RedisStore {
+            manager,
+            layout: Arc::new(KeyLayout::new(self.key_prefix, self.expiry_grace)),
+        })
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: never show it.
+        f.debug_struct("RedisStoreBuilder")
+            .field("key_prefix", &self.key_prefix)
+            .field("expiry_grace", &self.expiry_grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Data read back from Redis that is not what this store writes, or a value it cannot write.
+#[derive(Debug)]
+enum RedisStoreError {
+    /// A session hash lacks a field or holds one that does not parse.
+    MalformedRecord(&'static str),
+    /// A script answered something its code cannot return.
+    UnexpectedReply(&'static str),
+    /// A time before the Unix epoch or too far in the future to be kept in milliseconds.
+    TimeOutOfRange,
+    /// `connection_config` was set on a builder made from an existing manager.
+    ConfigForManager,
+}
+
+impl fmt::Display for RedisStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MalformedRecord(field) => write!(
+                f,
+                "stored session record has a missing or malformed `{field}` field \
+                 (was the key written by something other than this store?)"
+            ),
+            Self::UnexpectedReply(script) => {
+                write!(f, "unexpected reply from the `{script}` script")
+            }
+            Self::TimeOutOfRange => f.write_str(
+                "time cannot be stored: it is before 1970 or more than 2^53 ms after it",
+            ),
+            Self::ConfigForManager => f.write_str(
+                "`connection_config` has no effect on a store built from an existing \
+                 ConnectionManager: configure the manager instead",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RedisStoreError {}
+
+fn to_millis(time: SystemTime) -> Result<u64, SessionError> {
+    time.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|since| u64::try_from(since.as_millis()).ok())
+        .filter(|millis| *millis <= MAX_MILLIS)
+        .ok_or_else(|| SessionError::store(RedisStoreError::TimeOutOfRange))
+}
+
+fn from_millis(millis: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+/// A record as the scripts write it: its deadline, its index key, and the hash's field/value
+/// pairs.
+struct EncodedRecord {
+    expires: u64,
+    index: Option<String>,
+    fields: Vec<(&'static str, Vec<u8>)>,
+}
+
+fn encode_record(layout: &KeyLayout, record: &Record) -> Result<EncodedRecord, SessionError> {
+    let expires = to_millis(record.expires_at)?;
+    let mut fields = vec![
+        ("version", record.version.to_string().into_bytes()),
+        (
+            "created",
+            to_millis(record.created_at)?.to_string().into_bytes(),
+        ),
+        (
+            "active",
+            to_millis(record.last_active)?.to_string().into_bytes(),
+        ),
+        ("expires", expires.to_string().into_bytes()),
+        ("data", record.data.clone()),
+    ];
+    let index = record.user.as_deref().map(|user| layout.index_key(user));
+    if let (Some(user), Some(index)) = (&record.user, &index) {
+        fields.push(("user", user.clone().into_bytes()));
+        fields.push(("ix", index.clone().into_bytes()));
+    }
+    if let Some(expiry) = &record.expiry {
+        fields.push(("expiry", serde_json::to_vec(expiry)?));
+    }
+    Ok(EncodedRecord {
+        expires,
+        index,
+        fields,
+    })
+}
+
+fn decode_record(mut fields: HashMap<String, Vec<u8>>) -> Result<Record, SessionError> {
+    let malformed = |name| SessionError::store(RedisStoreError::MalformedRecord(name));
+    let mut text = |name: &'static str| -> Result<Option<String>, SessionError> {
+        fields
+            .remove(name)
+            .map(|bytes| String::from_utf8(bytes).map_err(|_| malformed(name)))
+            .transpose()
+    };
+    let mut number = |name: &'static str| -> Result<u64, SessionError> {
+        text(name)?
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| malformed(name))
+    };
+    let mut time = |name: &'static str| -> Result<SystemTime, SessionError> {
+        from_millis(number(name)?).ok_or_else(|| malformed(name))
+    };
+    let created_at = time("created")?;
+    let last_active = time("active")?;
+    let expires_at = time("expires")?;
+    let version = number("version")?;
+    let user = text("user")?;
+    let expiry = fields
+        .remove("expiry")
+        .map(|json| serde_json::from_slice::<Expiry>(&json).map_err(|_| malformed("expiry")))
+        .transpose()?;
+    let data = fields.remove("data").ok_or_else(|| malformed("data"))?;
+    Ok(Record {
+        version,
+        user,
+        created_at,
+        last_active,
+        expires_at,
+        expiry,
+        data,
+    })
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
+        let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+            .arg(self.layout.session_key(key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        if fields.is_empty() {
+            return Ok(LoadOutcome::Missing);
+        }
+        let record = decode_record(fields)?;
+        Ok(if record.is_expired(now) {
+            LoadOutcome::Expired
+        } else {
+            LoadOutcome::Found(record)
+        })
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
+        let encoded = encode_record(&self.layout, record)?;
+        let mut invocation = SCRIPTS.create.key(self.layout.session_key(key));
+        if let Some(index) = &encoded.index {
+            invocation.key(index);
+        }
+        invocation
+            .arg(key.to_hex())
+            .arg(encoded.expires)
+            .arg(self.layout.grace_millis);
+        for (name, value) in &encoded.fields {
+            invocation.arg(*name).arg(value.as_slice());
+        }
+        let created: i64 = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        match created {
+            1 => Ok(CreateOutcome::Created),
+            0 => Ok(CreateOutcome::Collision),
+            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                "create",
+            ))),
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<SaveOutcome, SessionError> {
+        let encoded = encode_record(&self.layout, record)?;
+        let mut invocation = SCRIPTS.save.key(self.layout.session_key(key));
+        if let Some(index) = &encoded.index {
+            invocation.key(index);
+        }
+        invocation
+            .arg(key.to_hex())
+            .arg(encoded.expires)
+            .arg(self.layout.grace_millis)
+            .arg(expected_version.to_string())
+            .arg(to_millis(now)?);
+        for (name, value) in &encoded.fields {
+            invocation.arg(*name).arg(value.as_slice());
+        }
+        let saved: i64 = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        match saved {
+            1 => Ok(SaveOutcome::Saved),
+            0 => Ok(SaveOutcome::Missing),
+            2 => Ok(SaveOutcome::Conflict),
+            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                "save",
+            ))),
+        }
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, SessionError> {
+        let touched: i64 = SCRIPTS
+            .touch
+            .key(self.layout.session_key(key))
+            .arg(key.to_hex())
+            .arg(to_millis(last_active)?)
+            .arg(to_millis(expires_at)?)
+            .arg(to_millis(now)?)
+            .arg(self.layout.grace_millis)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        Ok(touched == 1)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
+        let deleted: i64 = SCRIPTS
+            .delete
+            .key(self.layout.session_key(key))
+            .arg(key.to_hex())
+            .arg(self.layout.grace_millis)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        Ok(deleted > 0)
+    }
+
+    async fn rotate(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<RotateOutcome, SessionError> {
+        let encoded = encode_record(&self.layout, record)?;
+        let mut invocation = SCRIPTS.rotate.key(self.layout.session_key(old));
+        invocation.key(self.layout.session_key(new));
+        if let Some(index) = &encoded.index {
+            invocation.key(index);
+        }
+        invocation
+            .arg(old.to_hex())
+            .arg(new.to_hex())
+            .arg(encoded.expires)
+            .arg(self.layout.grace_millis)
+            .arg(expected_version.to_string())
+            .arg(to_millis(now)?);
+        for (name, value) in &encoded.fields {
+            invocation.arg(*name).arg(value.as_slice());
+        }
+        let rotated: i64 = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        match rotated {
+            1 => Ok(RotateOutcome::Rotated),
+            0 => Ok(RotateOutcome::Missing),
+            2 => Ok(RotateOutcome::Conflict),
+            3 => Ok(RotateOutcome::Collision),
+            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                "rotate",
+            ))),
+        }
+    }
+
+    async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
+        let now = to_millis(now)?;
+        let pattern = self.layout.session_pattern();
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut purged: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(&mut conn)
+                .await
+                .map_err(SessionError::store)?;
+            if !keys.is_empty() {
+                let mut invocation = SCRIPTS.purge.prepare_invoke();
+                for key in &keys {
+                    invocation.key(key.as_slice());
+                }
+                let count: u64 = invocation
+                    .arg(now)
+                    .arg(self.layout.grace_millis)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(SessionError::store)?;
+                purged += count;
+            }
+            if next == 0 {
+                return Ok(purged);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn sessions_of(
+        &self,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Vec<SessionInfo>, SessionError> {
+        let listed: Vec<String> = SCRIPTS
+            .list
+            .key(self.layout.index_key(user))
+            .arg(&self.layout.session_prefix)
+            .arg(to_millis(now)?)
+            .arg(self.layout.grace_millis)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        let malformed = || SessionError::store(RedisStoreError::UnexpectedReply("sessions_of"));
+        let time = |text: &str| {
+            text.parse()
+                .ok()
+                .and_then(from_millis)
+                .ok_or_else(malformed)
+        };
+        listed
+            .chunks(4)
+            .map(|entry| match entry {
+                [member, created, active, expires] => Ok(SessionInfo {
+                    handle: SessionHandle::from_store_key(
+                        StoreKey::from_hex(member).ok_or_else(malformed)?,
+                    ),
+                    created_at: time(created)?,
+                    last_active: time(active)?,
+                    expires_at: time(expires)?,
+                }),
+                _ => Err(malformed()),
+            })
+            .collect()
+    }
+
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<u64, SessionError> {
+        // The trait passes no time here, so "how many were live" is judged by this process's
+        // clock; records already expired by it are deleted all the same but not counted.
+        let now = to_millis(SystemTime::now())?;
+        let keep = except
+            .map(|handle| handle.store_key().to_hex())
+            .unwrap_or_default();
+        SCRIPTS
+            .revoke_user
+            .key(self.layout.index_key(user))
+            .arg(&self.layout.session_prefix)
+            .arg(keep)
+            .arg(now)
+            .arg(self.layout.grace_millis)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)
+    }
+
+    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        self.delete(handle.store_key()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(prefix: &str) -> KeyLayout {
+        KeyLayout::new(prefix.to_owned(), DEFAULT_EXPIRY_GRACE)
+    }
+
+    #[test]
+    fn key_names_follow_the_documented_layout() {
+        let layout = layout("app:");
+        let key = StoreKey::from_bytes([0xab; 32]);
+        assert_eq!(
+            layout.session_key(&key),
+            format!("app:s:{}", "ab".repeat(32))
+        );
+        assert_eq!(layout.index_key("alice"), "app:u:YWxpY2U");
+    }
+
+    #[test]
+    fn user_names_cannot_escape_their_key() {
+        let layout = layout("app:");
+        for user in ["a:b", "*", "x\ny", "../s:", "ünï", ""] {
+            let index = layout.index_key(user);
+            let encoded = index.strip_prefix("app:u:").unwrap_or_default();
+            assert!(
+                encoded
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{index}"
+            );
+        }
+        assert_ne!(layout.index_key("a"), layout.index_key("a "));
+    }
+
+    #[test]
+    fn scan_pattern_escapes_glob_characters() {
+        assert_eq!(layout("app:").session_pattern(), "app:s:*");
+        assert_eq!(layout(r"a*[?]\:").session_pattern(), r"a\*\[\?\]\\:s:*");
+    }
+
+    #[test]
+    fn records_round_trip_through_the_hash_fields() {
+        let layout = layout("app:");
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let record = Record {
+            version: u64::MAX,
+            user: Some("bob".to_owned()),
+            created_at: at,
+            last_active: at + Duration::from_millis(5),
+            expires_at: at + Duration::from_secs(60),
+            expiry: Some(Expiry::AtDateTime(at + Duration::from_nanos(7))),
+            data: vec![0, 255, b'{', b'}'],
+        };
+        let encoded = encode_record(&layout, &record).expect("encodes");
+        assert_eq!(encoded.index.as_deref(), Some("app:u:Ym9i"));
+        let fields = encoded
+            .fields
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        assert_eq!(decode_record(fields).expect("decodes"), record);
+    }
+
+    #[test]
+    fn malformed_hashes_are_errors_not_panics() {
+        let mut fields = HashMap::new();
+        fields.insert("version".to_owned(), b"not a number".to_vec());
+        assert!(matches!(decode_record(fields), Err(SessionError::Store(_))));
+        let mut fields = HashMap::new();
+        fields.insert("data".to_owned(), Vec::new());
+        assert!(matches!(decode_record(fields), Err(SessionError::Store(_))));
+    }
+
+    #[test]
+    fn times_out_of_range_are_refused() {
+        assert!(to_millis(UNIX_EPOCH - Duration::from_secs(1)).is_err());
+        assert!(to_millis(UNIX_EPOCH + Duration::from_millis(MAX_MILLIS + 1)).is_err());
+        assert_eq!(
+            to_millis(UNIX_EPOCH + Duration::from_micros(1_500)).ok(),
+            Some(1)
+        );
+    }
+}

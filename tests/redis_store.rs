@@ -1,0 +1,588 @@
+//! `RedisStore` against a real server: the conformance suite, the key layout (S10), the
+//! per-user index, and behaviour while the server is down and after it comes back.
+//!
+//! Tests that use a shared server read `REDIS_URL` (and `VALKEY_URL` for Valkey) and skip
+//! when it is unset. The fault test starts its own `redis-server` from `PATH`.
+#![cfg(all(feature = "redis", feature = "test-util"))]
+
+use std::collections::{HashMap, HashSet};
+use std::error::Error as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use sessionware::store::conformance::{fresh_key, fresh_user, now_millis, run_all, sample_record};
+use sessionware::{
+    CreateOutcome, LoadOutcome, RedisStore, RotateOutcome, SessionError, SessionHandle,
+    SessionStore, StoreKey,
+};
+
+/// A key prefix no other test or run uses.
+fn unique_prefix() -> String {
+    format!("sessionware-test:{}:", &fresh_key().to_hex()[..16])
+}
+
+/// The URL in `var`, or `None` after printing why the test is skipped.
+fn url_from_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipping: {var} is not set");
+            None
+        }
+    }
+}
+
+/// A store with a fresh prefix and a raw connection to inspect what it wrote.
+async fn open(url: &str) -> (RedisStore, String, MultiplexedConnection) {
+    let prefix = unique_prefix();
+    let store = RedisStore::builder(url)
+        .key_prefix(prefix.clone())
+        .build()
+        .await
+        .unwrap_or_else(|err| panic!("cannot open a RedisStore on {url}: {err:?}"));
+    (store, prefix, raw_connection(url).await)
+}
+
+async fn raw_connection(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("URL parses")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection")
+}
+
+/// Every key whose name starts with `prefix` (which holds no glob characters).
+async fn keys_under(conn: &mut MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let mut cursor: u64 = 0;
+    let mut keys = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("SCAN");
+        keys.extend(batch);
+        if next == 0 {
+            keys.sort();
+            keys.dedup();
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
+async fn remove_keys_under(conn: &mut MultiplexedConnection, prefix: &str) {
+    for key in keys_under(conn, prefix).await {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("DEL");
+    }
+}
+
+/// Checks that the per-user indexes and the session hashes agree: every index member names a
+/// session that names that index as its owner, and every owned session is in its index.
+async fn assert_index_consistent(conn: &mut MultiplexedConnection, prefix: &str) {
+    let keys = keys_under(conn, prefix).await;
+    let session_prefix = format!("{prefix}s:");
+    let index_prefix = format!("{prefix}u:");
+    let mut owners: HashMap<String, String> = HashMap::new();
+    for key in keys.iter().filter(|key| key.starts_with(&session_prefix)) {
+        let owner: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg("ix")
+            .query_async(conn)
+            .await
+            .expect("HGET");
+        if let Some(owner) = owner {
+            owners.insert(key.clone(), owner);
+        }
+    }
+    for index in keys.iter().filter(|key| key.starts_with(&index_prefix)) {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(index)
+            .arg(0)
+            .arg(-1)
+            .query_async(conn)
+            .await
+            .expect("ZRANGE");
+        for member in members {
+            let session = format!("{session_prefix}{member}");
+            assert_eq!(
+                owners.get(&session),
+                Some(index),
+                "index {index} lists {member}, which it does not own"
+            );
+        }
+    }
+    for (session, owner) in &owners {
+        let member = session.trim_start_matches(&session_prefix);
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(owner)
+            .arg(member)
+            .query_async(conn)
+            .await
+            .expect("ZSCORE");
+        assert!(
+            score.is_some(),
+            "{session} is missing from its index {owner}"
+        );
+    }
+}
+
+async fn index_members(conn: &mut MultiplexedConnection, index: &str) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg(index)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .expect("ZRANGE")
+}
+
+/// The name of `user`'s index key under `prefix`, as documented: URL-safe base64.
+fn index_key(prefix: &str, user: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "{prefix}u:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user)
+    )
+}
+
+async fn conformance_against(var: &str) {
+    let Some(url) = url_from_env(var) else {
+        return;
+    };
+    let (store, prefix, mut conn) = open(&url).await;
+    run_all(&store).await;
+    assert_index_consistent(&mut conn, &prefix).await;
+    remove_keys_under(&mut conn, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_store_passes_the_conformance_suite() {
+    conformance_against("REDIS_URL").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn valkey_passes_the_conformance_suite() {
+    conformance_against("VALKEY_URL").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s10_redis_keys_are_store_keys_only() {
+    let Some(url) = url_from_env("REDIS_URL") else {
+        return;
+    };
+    let (store, prefix, mut conn) = open(&url).await;
+    let user = "alice:*?[weird] user\n";
+    let mut created = HashSet::new();
+    for i in 0..4 {
+        let key = fresh_key();
+        let owner = (i % 2 == 0).then_some(user);
+        let outcome = store
+            .create(&key, &sample_record(owner, r#"{"n":1}"#))
+            .await
+            .expect("create");
+        assert_eq!(outcome, CreateOutcome::Created);
+        created.insert(key.to_hex());
+    }
+
+    let keys = keys_under(&mut conn, &prefix).await;
+    let session_prefix = format!("{prefix}s:");
+    let mut sessions = HashSet::new();
+    for key in &keys {
+        if let Some(hex) = key.strip_prefix(&session_prefix) {
+            assert_eq!(hex.len(), 64, "session key {key} is not a store key");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "session key {key} is not lowercase hex"
+            );
+            assert!(StoreKey::from_hex(hex).is_some());
+            sessions.insert(hex.to_owned());
+        } else {
+            assert_eq!(
+                key,
+                &index_key(&prefix, user),
+                "unexpected key {key}: only session hashes and user indexes may exist"
+            );
+        }
+    }
+    assert_eq!(
+        sessions, created,
+        "exactly the created store keys are in Redis"
+    );
+    remove_keys_under(&mut conn, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn index_drops_members_whose_session_was_deleted_behind_its_back() {
+    let Some(url) = url_from_env("REDIS_URL") else {
+        return;
+    };
+    let (store, prefix, mut conn) = open(&url).await;
+    let user = fresh_user();
+    let (gone, kept) = (fresh_key(), fresh_key());
+    for key in [&gone, &kept] {
+        store
+            .create(key, &sample_record(Some(&user), "{}"))
+            .await
+            .expect("create");
+    }
+    let index = index_key(&prefix, &user);
+    assert_eq!(index_members(&mut conn, &index).await.len(), 2);
+
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}s:{}", gone.to_hex()))
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+    assert_eq!(deleted, 1);
+
+    let listed: Vec<SessionHandle> = store
+        .sessions_of(&user, now_millis())
+        .await
+        .expect("sessions_of")
+        .into_iter()
+        .map(|info| info.handle)
+        .collect();
+    assert_eq!(listed, vec![SessionHandle::from_store_key(kept)]);
+    assert_eq!(
+        index_members(&mut conn, &index).await,
+        vec![kept.to_hex()],
+        "sessions_of must prune the member of the deleted session"
+    );
+
+    // A key reused by a session of another user is not this user's either.
+    let other = fresh_user();
+    let hijacked = fresh_key();
+    store
+        .create(&hijacked, &sample_record(Some(&user), "{}"))
+        .await
+        .expect("create");
+    let _: i64 = redis::cmd("HSET")
+        .arg(format!("{prefix}s:{}", hijacked.to_hex()))
+        .arg("ix")
+        .arg(index_key(&prefix, &other))
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    assert_eq!(
+        store.revoke_user(&user, None).await.expect("revoke_user"),
+        1,
+        "revoke_user deletes only the sessions the user still owns"
+    );
+    assert!(
+        index_members(&mut conn, &index).await.is_empty(),
+        "revoke_user leaves nothing in the index"
+    );
+    assert!(matches!(
+        store.load(&hijacked, now_millis()).await.expect("load"),
+        LoadOutcome::Found(_)
+    ));
+    remove_keys_under(&mut conn, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn index_lives_at_least_as_long_as_its_sessions() {
+    let Some(url) = url_from_env("REDIS_URL") else {
+        return;
+    };
+    let (store, prefix, mut conn) = open(&url).await;
+    let user = fresh_user();
+    let (short, long) = (fresh_key(), fresh_key());
+    let mut record = sample_record(Some(&user), "{}");
+    store.create(&short, &record).await.expect("create");
+    record.expires_at += Duration::from_secs(7200);
+    store.create(&long, &record).await.expect("create");
+
+    let pttl = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .expect("PTTL");
+            ttl
+        }
+    };
+    let index = index_key(&prefix, &user);
+    let long_ttl = pttl(format!("{prefix}s:{}", long.to_hex())).await;
+    let short_ttl = pttl(format!("{prefix}s:{}", short.to_hex())).await;
+    assert!(
+        short_ttl > 0 && long_ttl > short_ttl,
+        "{short_ttl} {long_ttl}"
+    );
+    // TTLs are read one after the other: allow for the milliseconds between the reads.
+    let slack = 1000;
+    let index_ttl = pttl(index.clone()).await;
+    assert!(
+        index_ttl >= long_ttl - slack,
+        "index outlives its longest session: {index_ttl} {long_ttl}"
+    );
+
+    // Once the long-lived session is gone, the index follows the remaining one.
+    assert!(store.delete(&long).await.expect("delete"));
+    let index_ttl = pttl(index.clone()).await;
+    assert!(
+        index_ttl >= short_ttl - slack && index_ttl < long_ttl - slack,
+        "index follows its remaining session: {index_ttl} {short_ttl} {long_ttl}"
+    );
+    assert!(store.delete(&short).await.expect("delete"));
+    assert_eq!(pttl(index).await, -2, "an empty index disappears");
+    remove_keys_under(&mut conn, &prefix).await;
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_the_url() {
+    let url = "redis://admin:hunter2-secret@127.0.0.1:1/";
+    let builder = RedisStore::builder(url).key_prefix("app:");
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("app:"), "{shown}");
+
+    let client = redis::Client::open(url).expect("URL parses");
+    let lazy = ConnectionManager::new_lazy_with_config(client, ConnectionManagerConfig::new())
+        .expect("lazy manager");
+    let store = RedisStore::from_manager(lazy);
+    let shown = format!("{store:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("admin"),
+        "{shown}"
+    );
+    assert!(shown.contains("sessionware:"), "default prefix: {shown}");
+
+    let client = redis::Client::open(url).expect("URL parses");
+    let lazy = ConnectionManager::new_lazy_with_config(client, ConnectionManagerConfig::new())
+        .expect("lazy manager");
+    let refused = RedisStore::builder_with_manager(lazy)
+        .connection_config(ConnectionManagerConfig::new())
+        .build()
+        .await;
+    assert!(matches!(refused, Err(SessionError::Store(_))));
+}
+
+/// A private `redis-server` that keeps nothing on disk, killed when dropped.
+struct ServerGuard {
+    binary: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl ServerGuard {
+    fn new(binary: PathBuf, port: u16) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("sessionware-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir for redis-server");
+        Self {
+            binary,
+            port,
+            dir,
+            child: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn start(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata()
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("free port")
+}
+
+#[track_caller]
+fn assert_store_failure<T: std::fmt::Debug>(operation: &str, result: Result<T, SessionError>) {
+    match result {
+        Err(error @ SessionError::Store(_)) => {
+            let source = error
+                .source()
+                .unwrap_or_else(|| panic!("{operation}: the store error lost its source"));
+            assert!(
+                source.downcast_ref::<redis::RedisError>().is_some(),
+                "{operation}: the source is not the RedisError: {source:?}"
+            );
+        }
+        other => panic!("{operation} with the server down: expected a store error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s33_server_loss_fails_closed_and_the_same_store_recovers() {
+    let Some(binary) = find_on_path("redis-server") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "redis-server must be on PATH under CI"
+        );
+        eprintln!("skipping: redis-server is not on PATH");
+        return;
+    };
+    let mut server = ServerGuard::new(binary, free_port());
+    server.start().await;
+    let prefix = unique_prefix();
+    // Few, short reconnection attempts, so that each failing call returns quickly.
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(100))
+        .set_connection_timeout(Some(Duration::from_millis(500)));
+    let store = RedisStore::builder(&server.url())
+        .key_prefix(prefix.clone())
+        .connection_config(config)
+        .build()
+        .await
+        .expect("open the store");
+
+    let user = fresh_user();
+    let key = fresh_key();
+    let record = sample_record(Some(&user), r#"{"before":"restart"}"#);
+    assert_eq!(
+        store.create(&key, &record).await.expect("create"),
+        CreateOutcome::Created
+    );
+
+    server.stop();
+    let now = now_millis();
+    let mut next = record.clone();
+    next.version = 2;
+    let new_key = fresh_key();
+    assert_store_failure("load", store.load(&key, now).await);
+    assert_store_failure("create", store.create(&new_key, &record).await);
+    assert_store_failure("save", store.save(&key, &next, 1, now).await);
+    assert_store_failure(
+        "touch",
+        store
+            .touch(&key, now, now + Duration::from_secs(60), now)
+            .await,
+    );
+    assert_store_failure("rotate", store.rotate(&key, &new_key, &next, 1, now).await);
+    assert_store_failure("delete", store.delete(&key).await);
+    assert_store_failure("delete_expired", store.delete_expired(now).await);
+    assert_store_failure("sessions_of", store.sessions_of(&user, now).await);
+    assert_store_failure("revoke_user", store.revoke_user(&user, None).await);
+
+    server.start().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let outcome = loop {
+        match store.load(&key, now_millis()).await {
+            Ok(outcome) => break outcome,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the store did not recover within 10 s: {error:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(
+        outcome,
+        LoadOutcome::Missing,
+        "the restarted server keeps nothing"
+    );
+    let mut conn = raw_connection(&server.url()).await;
+    let size: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut conn)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(size, 0, "no failed operation left anything behind");
+
+    // The same store value works fully again, scripts included (the restarted server has an
+    // empty script cache), and keeps the index consistent.
+    let now = now_millis();
+    assert_eq!(
+        store.create(&key, &record).await.expect("create"),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        store
+            .rotate(&key, &new_key, &next, 1, now)
+            .await
+            .expect("rotate"),
+        RotateOutcome::Rotated
+    );
+    let listed = store.sessions_of(&user, now).await.expect("sessions_of");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, SessionHandle::from_store_key(new_key));
+    assert_index_consistent(&mut conn, &prefix).await;
+    assert_eq!(
+        store.revoke_user(&user, None).await.expect("revoke_user"),
+        1
+    );
+    assert_eq!(
+        keys_under(&mut conn, &prefix).await,
+        Vec::<String>::new(),
+        "revoking the last session leaves no keys"
+    );
+}
