@@ -19,9 +19,14 @@ use crate::key::SignedWith;
 use crate::layer::{Config, SecurityEvent};
 use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome};
 
-/// How many times a save retries after a compare-and-swap conflict, or a create after an ID
-/// collision, before giving up.
-const MAX_ATTEMPTS: usize = 8;
+/// How many times a create or a rotation draws a new ID after a collision before giving up.
+/// With 256-bit IDs a second draw already means the store is misbehaving.
+const MAX_ID_DRAWS: usize = 8;
+
+/// How many compare-and-swap attempts a save or an update makes before giving up with
+/// [`SessionError::Conflict`]. Every round of conflicting writers lets at least one of them
+/// through, so this many writers racing on one session all get through.
+const MAX_CAS_ATTEMPTS: usize = 64;
 
 /// The session of the current request.
 ///
@@ -236,7 +241,7 @@ impl Session {
         let config = &self.shared.config;
         let mut state = self.writable().await?;
         let now = config.now();
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..MAX_CAS_ATTEMPTS {
             let current = state
                 .view
                 .get(key)
@@ -495,7 +500,7 @@ impl Session {
                     state.changes = Changes::default();
                     return Ok(Committed::Done);
                 }
-                for _ in 0..MAX_ATTEMPTS {
+                for _ in 0..MAX_ID_DRAWS {
                     let id = SessionId::generate();
                     let key = id.store_key();
                     match store.create(&key, &record).await? {
@@ -515,7 +520,7 @@ impl Session {
                 let expected = record.version;
                 let next = config.new_record(Some(record), &state.view, &state.changes, now)?;
                 if state.changes.rotate && rotate {
-                    for _ in 0..MAX_ATTEMPTS {
+                    for _ in 0..MAX_ID_DRAWS {
                         let id = SessionId::generate();
                         let key = id.store_key();
                         match store.rotate(&old_key, &key, &next, expected, now).await? {
@@ -601,7 +606,7 @@ impl Session {
         let mut attempts = 0;
         while state.changes.any() && !state.interrupted {
             attempts += 1;
-            if attempts > MAX_ATTEMPTS {
+            if attempts > MAX_CAS_ATTEMPTS {
                 return Err(SessionError::Conflict);
             }
             match self.commit_now(&mut state, now, true).await? {

@@ -5,6 +5,8 @@
 //! when it is unset. The fault test starts its own `redis-server` from `PATH`.
 #![cfg(all(feature = "redis", feature = "test-util"))]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::error::Error as _;
 use std::net::TcpListener;
@@ -585,4 +587,73 @@ async fn s33_server_loss_fails_closed_and_the_same_store_recovers() {
         Vec::<String>::new(),
         "revoking the last session leaves no keys"
     );
+}
+
+#[tokio::test]
+async fn s33_the_layer_answers_with_its_error_response_while_redis_is_down_and_recovers() {
+    let Some(binary) = find_on_path("redis-server") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "redis-server must be on PATH under CI"
+        );
+        eprintln!("skipping: redis-server is not on PATH");
+        return;
+    };
+    let mut server = ServerGuard::new(binary, free_port());
+    server.start().await;
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(100))
+        .set_connection_timeout(Some(Duration::from_millis(500)));
+    let store = RedisStore::builder(&server.url())
+        .key_prefix(unique_prefix())
+        .connection_config(config)
+        .build()
+        .await
+        .expect("open the store");
+    let app = common::app().layer(sessionware::SessionLayer::new(
+        store,
+        sessionware::Key::generate(),
+    ));
+    let mut client = common::Client::new(app.clone());
+    client.send("POST", "/login/alice").await;
+    assert_eq!(client.send("GET", "/user").await.body, "alice");
+
+    server.stop();
+    // A read fails in the handler (an empty 500 from `SessionError`'s response), a write
+    // fails when the response is finished (the layer's error response): neither sets a
+    // cookie, and the client keeps its old one.
+    let cookie = client.cookie.clone();
+    let read = client.send("GET", "/user").await;
+    assert_eq!(read.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(read.set_cookies().is_empty());
+    let write = common::send(&app, "POST", "/set/k/v", None).await;
+    assert_eq!(write.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(write.set_cookies().is_empty());
+    assert_eq!(client.cookie, cookie);
+
+    // The server comes back empty (it keeps nothing); the same app serves again without a
+    // restart: the old cookie is now anonymous and new sessions work.
+    server.start().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = common::send(&app, "POST", "/set/k/v", None).await;
+        if reply.status == axum::http::StatusCode::OK {
+            assert!(reply.session_cookie().is_some());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app did not recover within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        client.send("GET", "/user").await.status,
+        axum::http::StatusCode::UNAUTHORIZED
+    );
+    client.send("POST", "/login/alice").await;
+    assert_eq!(client.send("GET", "/user").await.body, "alice");
 }
