@@ -1,0 +1,323 @@
+//! A small axum app with sessions: log in, count visits, log out.
+//!
+//! ```text
+//! cargo run --example axum --features axum
+//! ```
+//!
+//! then open <http://127.0.0.1:3000>. Configuration comes from the environment:
+//!
+//! | variable | meaning | default |
+//! | --- | --- | --- |
+//! | `SESSIONWARE_ADDR` | address to listen on | `127.0.0.1:3000` |
+//! | `SESSION_KEY` | signing key: base64 of at least 32 random bytes | a new key per run |
+//! | `SESSION_IDLE_SECS` | idle timeout, in seconds | `300` |
+//! | `SESSION_STORE` | `memory`, `redis` or `postgres` | `memory` |
+//! | `REDIS_URL` | Redis server, for `SESSION_STORE=redis` (feature `redis`) | |
+//! | `DATABASE_URL` | PostgreSQL database, for `SESSION_STORE=postgres` (feature `postgres`) | |
+//! | `SESSIONWARE_INSECURE_COOKIE` | `0` keeps the `Secure` cookie (when served over HTTPS) | `1` |
+//!
+//! Two instances on two ports with the same `SESSION_KEY` and a shared Redis or PostgreSQL
+//! share their sessions:
+//!
+//! ```text
+//! export SESSION_KEY=$(openssl rand -base64 32) SESSION_STORE=redis REDIS_URL=redis://127.0.0.1:6379
+//! SESSIONWARE_ADDR=127.0.0.1:3000 cargo run --example axum --features axum,redis &
+//! SESSIONWARE_ADDR=127.0.0.1:3001 cargo run --example axum --features axum,redis
+//! ```
+//!
+//! Routes:
+//!
+//! - `GET /`: a login form, or a greeting with a per-session visit counter and a logout button
+//! - `POST /login` (form field `username`), `POST /logout`: redirect to `/`
+//! - `GET /me`: the logged-in user's name, or 401
+//! - `GET /counter`, `POST /counter`: read or increment a per-session counter
+//! - `GET /plain`: `ok`, without touching the session (a baseline for load tests)
+
+use std::env;
+use std::error::Error;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::extract::Form;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Router, serve};
+use serde::Deserialize;
+use sessionware::store::Sweeper;
+use sessionware::{DynStore, Key, MemoryStore, Session, SessionError, SessionLayer};
+use tokio::net::TcpListener;
+
+type AnyError = Box<dyn Error + Send + Sync>;
+
+/// The longest user name `POST /login` accepts, in characters.
+const MAX_USERNAME_CHARS: usize = 64;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&*err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), AnyError> {
+    let addr: SocketAddr = env_or("SESSIONWARE_ADDR", "127.0.0.1:3000")
+        .parse()
+        .map_err(|err| {
+            format!("SESSIONWARE_ADDR is not an address such as 127.0.0.1:3000 ({err})")
+        })?;
+    let idle_secs: u64 = env_or("SESSION_IDLE_SECS", "300")
+        .parse()
+        .map_err(|err| format!("SESSION_IDLE_SECS is not a number of seconds ({err})"))?;
+    let key = signing_key()?;
+    // Kept alive until the server stops: dropping it stops the memory store's sweeps.
+    let (store, _sweeper) = store_from_env().await?;
+
+    let mut sessions = SessionLayer::new(store, key).idle_timeout(Duration::from_secs(idle_secs));
+    if env_or("SESSIONWARE_INSECURE_COOKIE", "1") != "0" {
+        // The example is served over plain http://, where browsers drop `Secure` cookies, so
+        // it sends the cookie without `Secure` (and without the `__Host-` prefix, which
+        // requires it). Never do this in production: without TLS, anyone on the network path
+        // can read the cookie and take over the session. Serve over HTTPS and keep the
+        // default, as `SESSIONWARE_INSECURE_COOKIE=0` does here.
+        sessions = sessions.dangerous_insecure_cookie_for_development();
+    }
+    // Report a bad configuration (an idle timeout of 0, say) as an error; applying an
+    // invalid layer would panic.
+    sessions.validate()?;
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    serve(listener, app(sessions))
+        .with_graceful_shutdown(ctrl_c())
+        .await?;
+    Ok(())
+}
+
+/// The application: its routes, wrapped in the session layer.
+fn app(sessions: SessionLayer<DynStore>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/counter", get(counter).post(increment))
+        .route("/plain", get(|| async { "ok" }))
+        .layer(sessions)
+}
+
+/// The login form for anonymous visitors; a greeting and a visit counter once logged in.
+async fn home(session: Session) -> Result<Html<String>, SessionError> {
+    let Some(user) = session.user().await? else {
+        // Anonymous visitors get no session: nothing is stored until someone logs in.
+        return Ok(Html(page(
+            r#"<form method="post" action="/login">
+  <label>Name <input name="username" required maxlength="64" autofocus></label>
+  <button>Log in</button>
+</form>"#,
+        )));
+    };
+    // `update` is an atomic read-modify-write: visits from concurrent tabs are all counted.
+    let visits: u64 = session
+        .update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
+    Ok(Html(page(&format!(
+        r#"<p>Hello, {}! Visits to this page in this session: {visits}.</p>
+<form method="post" action="/logout"><button>Log out</button></form>"#,
+        escape_html(&user)
+    ))))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    // A missing field is treated like an empty one: a 400, not axum's 422.
+    #[serde(default)]
+    username: String,
+}
+
+/// Logs the user in. There is no password: the example shows the session, not authentication.
+///
+/// The session cookie is `SameSite=Lax`, so browsers do not send it with cross-site form
+/// posts; a real application still adds a CSRF token to its forms.
+async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response, SessionError> {
+    let username = form.username.trim();
+    if !(1..=MAX_USERNAME_CHARS).contains(&username.chars().count()) {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            format!("username must be 1 to {MAX_USERNAME_CHARS} characters\n"),
+        )
+            .into_response());
+    }
+    // `login` gives the session a new ID, so an ID planted before the login is worthless.
+    session.login(username).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// Deletes the session from the store and removes the cookie.
+async fn logout(session: Session) -> Result<Redirect, SessionError> {
+    session.destroy().await?;
+    Ok(Redirect::to("/"))
+}
+
+/// The logged-in user's name, or 401.
+async fn me(session: Session) -> Result<Response, SessionError> {
+    Ok(match session.user().await? {
+        Some(user) => user.into_response(),
+        None => (StatusCode::UNAUTHORIZED, "not logged in\n").into_response(),
+    })
+}
+
+/// The counter's current value.
+async fn counter(session: Session) -> Result<String, SessionError> {
+    let value: u64 = session.get("counter").await?.unwrap_or(0);
+    Ok(value.to_string())
+}
+
+/// Increments the counter and returns the new value. With `update`, concurrent increments
+/// (from other tabs, or other instances sharing the store) are never lost; a `get` followed
+/// by an `insert` could lose some.
+async fn increment(session: Session) -> Result<String, SessionError> {
+    let value: u64 = session
+        .update("counter", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
+    Ok(value.to_string())
+}
+
+/// The signing key from `SESSION_KEY`, or a new one when it is unset.
+fn signing_key() -> Result<Key, AnyError> {
+    if env::var_os("SESSION_KEY").is_some() {
+        // A key that is set but unusable is an error: silently replacing it would log
+        // everyone out at every restart.
+        return Ok(Key::from_env("SESSION_KEY")?);
+    }
+    let (key, base64) = Key::generate_base64();
+    eprintln!(
+        "SESSION_KEY is not set: signing with a new key, so sessions will not survive a \
+         restart.\nTo keep them, start with SESSION_KEY={base64}"
+    );
+    Ok(key)
+}
+
+/// The store named by `SESSION_STORE`, behind [`DynStore`] so that one layer type serves
+/// all three, and the memory store's background sweeper.
+async fn store_from_env() -> Result<(DynStore, Option<Sweeper>), AnyError> {
+    match env_or("SESSION_STORE", "memory").as_str() {
+        "memory" => {
+            let store = MemoryStore::default();
+            let sweeper = store.spawn_sweeper(Duration::from_secs(60));
+            Ok((DynStore::new(store), Some(sweeper)))
+        }
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let url = required_env("REDIS_URL")?;
+            // Redis drops expired sessions by itself (native TTLs): no cleanup task.
+            let store = sessionware::RedisStore::open(&url).await?;
+            Ok((DynStore::new(store), None))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let url = required_env("DATABASE_URL")?;
+            let store = sessionware::PostgresStore::connect(&url).await?;
+            store.migrate().await?;
+            spawn_postgres_cleanup(store.clone());
+            Ok((DynStore::new(store), None))
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis" => Err("SESSION_STORE=redis needs the `redis` feature: \
+                        cargo run --example axum --features axum,redis"
+            .into()),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" => Err("SESSION_STORE=postgres needs the `postgres` feature: \
+                           cargo run --example axum --features axum,postgres"
+            .into()),
+        other => Err(format!("SESSION_STORE={other:?}: expected memory, redis or postgres").into()),
+    }
+}
+
+/// Deletes expired rows every five minutes: PostgreSQL never returns them, but keeps them
+/// until they are deleted.
+#[cfg(feature = "postgres")]
+fn spawn_postgres_cleanup(store: sessionware::PostgresStore) {
+    use sessionware::SessionStore as _;
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            every.tick().await;
+            if let Err(err) = store.delete_expired(std::time::SystemTime::now()).await {
+                tracing::warn!(error = %err, "deleting expired sessions failed");
+            }
+        }
+    });
+}
+
+/// Resolves on Ctrl-C: the server stops accepting connections and finishes the requests in
+/// flight.
+async fn ctrl_c() {
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        // Without a signal handler, run until killed rather than stop at once.
+        tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Prints a startup error and its causes on one line. The library's messages name the fix,
+/// which a panic's backtrace would bury.
+fn report(err: &dyn Error) {
+    let mut message = format!("error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        // Some errors already include their source in their own message.
+        let cause_text = cause.to_string();
+        if !message.contains(&cause_text) {
+            message.push_str(": ");
+            message.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    eprintln!("{message}");
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn required_env(name: &str) -> Result<String, AnyError> {
+    env::var(name).map_err(|_| format!("{name} is not set").into())
+}
+
+fn page(body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
+         <title>sessionware example</title></head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#x27;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}

@@ -1,0 +1,587 @@
+//! Runs the compiled examples and speaks HTTP to them: `examples/axum.rs` and
+//! `examples/hyper.rs` start, keep sessions and refuse a bad key as their docs say.
+//!
+//! The binaries are the ones cargo puts next to this test's own (`target/<profile>/examples/`);
+//! see [`example_binary`] for how they are kept up to date. Each example is started on port 0
+//! and prints the address it bound, so parallel tests never race for a port.
+
+use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long an example may take to start, or to exit when it must refuse to start. Generous
+/// for a loaded two-core machine; only a failing test ever waits this long.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one HTTP exchange may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// A valid 32-byte key, base64: "sessionware examples test key!!!".
+const TEST_KEY: &str = "c2Vzc2lvbndhcmUgZXhhbXBsZXMgdGVzdCBrZXkhISE=";
+/// Variables the examples read; cleared so that the caller's environment cannot change them.
+const EXAMPLE_VARS: &[&str] = &[
+    "SESSIONWARE_ADDR",
+    "SESSION_KEY",
+    "SESSION_IDLE_SECS",
+    "SESSION_STORE",
+    "SESSIONWARE_INSECURE_COOKIE",
+    "RUST_LOG",
+];
+
+#[test]
+fn axum_example_logs_in_counts_and_logs_out() {
+    let Some(binary) = example_binary("axum") else {
+        return;
+    };
+    let server = Server::start(&binary, &[]);
+    assert!(
+        server.stderr_shows("SESSION_KEY is not set"),
+        "the example should say it generated a key; stderr:\n{}",
+        server.stderr()
+    );
+
+    let plain = server.request("GET", "/plain", None, None);
+    assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
+    assert!(plain.set_cookies().is_empty(), "{plain:?}");
+
+    let anonymous = server.request("GET", "/me", None, None);
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    let home = server.request("GET", "/", None, None);
+    assert_eq!(home.status, 200, "{home:?}");
+    assert!(home.body.contains(r#"action="/login""#), "{home:?}");
+    assert!(
+        home.set_cookies().is_empty(),
+        "an anonymous visit must not create a session: {home:?}"
+    );
+
+    let login = server.request("POST", "/login", None, Some("username=alice"));
+    assert_eq!(login.status, 303, "{login:?}");
+    assert_eq!(login.header("location"), Some("/"));
+    let mut cookie = login.session_cookie();
+    let set_cookie = &login.set_cookies()[0];
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    // Served over http://, the example must send the cookie without `Secure`.
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+
+    let me = server.request("GET", "/me", Some(&cookie), None);
+    assert_eq!((me.status, me.body.as_str()), (200, "alice"), "{me:?}");
+    assert!(
+        me.header("content-type")
+            .is_some_and(|value| value.starts_with("text/plain")),
+        "{me:?}"
+    );
+
+    for expected in ["1", "2"] {
+        let counter = server.request("POST", "/counter", Some(&cookie), None);
+        assert_eq!((counter.status, counter.body.as_str()), (200, expected));
+        cookie = counter.session_cookie_or(cookie);
+    }
+    let counter = server.request("GET", "/counter", Some(&cookie), None);
+    assert_eq!((counter.status, counter.body.as_str()), (200, "2"));
+    cookie = counter.session_cookie_or(cookie);
+
+    for expected_visits in ["1", "2"] {
+        let home = server.request("GET", "/", Some(&cookie), None);
+        assert_eq!(home.status, 200, "{home:?}");
+        assert!(home.body.contains("Hello, alice!"), "{home:?}");
+        assert!(
+            home.body.contains(&format!("session: {expected_visits}.")),
+            "{home:?}"
+        );
+        assert!(home.body.contains(r#"action="/logout""#), "{home:?}");
+        cookie = home.session_cookie_or(cookie);
+    }
+
+    let too_long = format!("username={}", "a".repeat(65));
+    let rejected = server.request("POST", "/login", None, Some(&too_long));
+    assert_eq!(rejected.status, 400, "{rejected:?}");
+    assert!(rejected.set_cookies().is_empty(), "{rejected:?}");
+    let empty = server.request("POST", "/login", None, Some("username="));
+    assert_eq!(empty.status, 400, "{empty:?}");
+    let longest = format!("username={}", "a".repeat(64));
+    let accepted = server.request("POST", "/login", None, Some(&longest));
+    assert_eq!(accepted.status, 303, "{accepted:?}");
+
+    let logout = server.request("POST", "/logout", Some(&cookie), None);
+    assert_eq!(logout.status, 303, "{logout:?}");
+    assert_eq!(logout.header("location"), Some("/"));
+    let removal = logout.set_cookies();
+    assert!(
+        removal
+            .iter()
+            .any(|value| value.starts_with("session=;") && value.contains("Max-Age=0")),
+        "expected a removal cookie: {logout:?}"
+    );
+    let replayed = server.request("GET", "/me", Some(&cookie), None);
+    assert_eq!(replayed.status, 401, "{replayed:?}");
+}
+
+#[test]
+fn axum_example_escapes_the_user_name() {
+    let Some(binary) = example_binary("axum") else {
+        return;
+    };
+    let server = Server::start(&binary, &[("SESSION_KEY", TEST_KEY)]);
+    let login = server.request(
+        "POST",
+        "/login",
+        None,
+        Some("username=%3Cscript%3Ealert(%22x%22)%3C%2Fscript%3E"),
+    );
+    assert_eq!(login.status, 303, "{login:?}");
+    let cookie = login.session_cookie();
+    let home = server.request("GET", "/", Some(&cookie), None);
+    assert_eq!(home.status, 200, "{home:?}");
+    assert!(
+        home.body
+            .contains("Hello, &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;!"),
+        "{home:?}"
+    );
+    assert!(!home.body.contains("<script>"), "{home:?}");
+}
+
+#[test]
+fn axum_example_refuses_a_short_key() {
+    let Some(binary) = example_binary("axum") else {
+        return;
+    };
+    // base64 of "short": 5 bytes.
+    let (status, stderr) = run_to_exit(&binary, &[("SESSION_KEY", "c2hvcnQ=")]);
+    assert!(!status.success(), "exited with {status}; stderr:\n{stderr}");
+    assert!(stderr.contains("at least 32"), "stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "a bad key is an error message, not a panic; stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn hyper_example_counts() {
+    let Some(binary) = example_binary("hyper") else {
+        return;
+    };
+    let server = Server::start(&binary, &[("SESSION_KEY", TEST_KEY)]);
+
+    let plain = server.request("GET", "/plain", None, None);
+    assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
+    assert!(plain.set_cookies().is_empty(), "{plain:?}");
+    let unset = server.request("GET", "/counter", None, None);
+    assert_eq!((unset.status, unset.body.as_str()), (200, "0"));
+
+    let first = server.request("POST", "/counter", None, None);
+    assert_eq!((first.status, first.body.as_str()), (200, "1"));
+    let mut cookie = first.session_cookie();
+    let second = server.request("POST", "/counter", Some(&cookie), None);
+    assert_eq!((second.status, second.body.as_str()), (200, "2"));
+    cookie = second.session_cookie_or(cookie);
+    let read = server.request("GET", "/counter", Some(&cookie), None);
+    assert_eq!((read.status, read.body.as_str()), (200, "2"));
+
+    let missing = server.request("GET", "/nowhere", Some(&cookie), None);
+    assert_eq!(missing.status, 404, "{missing:?}");
+}
+
+#[test]
+fn axum_examples_share_sessions_through_redis() {
+    two_instances_share_sessions("redis", "REDIS_URL", cfg!(feature = "redis"));
+}
+
+#[test]
+fn axum_examples_share_sessions_through_postgres() {
+    two_instances_share_sessions("postgres", "DATABASE_URL", cfg!(feature = "postgres"));
+}
+
+/// Two instances of the axum example with one key and one shared store serve the same
+/// sessions: what the example's docs promise for a fleet.
+fn two_instances_share_sessions(store: &str, url_var: &str, feature_enabled: bool) {
+    let Ok(url) = std::env::var(url_var) else {
+        eprintln!("skipping: {url_var} is not set");
+        return;
+    };
+    if !feature_enabled {
+        eprintln!("skipping: the `{store}` feature is off");
+        return;
+    }
+    let Some(binary) = example_binary("axum") else {
+        return;
+    };
+    let env = [
+        ("SESSION_KEY", TEST_KEY),
+        ("SESSION_STORE", store),
+        (url_var, url.as_str()),
+    ];
+    let first = Server::start(&binary, &env);
+    let second = Server::start(&binary, &env);
+
+    let login = first.request("POST", "/login", None, Some("username=carol"));
+    assert_eq!(login.status, 303, "{login:?}");
+    let mut cookie = login.session_cookie();
+    let me = second.request("GET", "/me", Some(&cookie), None);
+    assert_eq!((me.status, me.body.as_str()), (200, "carol"), "{me:?}");
+
+    for (server, expected) in [(&first, "1"), (&second, "2"), (&first, "3")] {
+        let counter = server.request("POST", "/counter", Some(&cookie), None);
+        assert_eq!((counter.status, counter.body.as_str()), (200, expected));
+        cookie = counter.session_cookie_or(cookie);
+    }
+
+    let logout = second.request("POST", "/logout", Some(&cookie), None);
+    assert_eq!(logout.status, 303, "{logout:?}");
+    let replayed = first.request("GET", "/me", Some(&cookie), None);
+    assert_eq!(replayed.status, 401, "{replayed:?}");
+}
+
+/// The example binary `name`, built if needed, or `None` (saying why) when it cannot be.
+///
+/// A plain `cargo test` builds the examples before running the tests, but
+/// `cargo test --test examples` builds this test only, so the binary may be missing or out of
+/// date. Asking cargo to build it, with the features and profile this test was built with,
+/// costs a fingerprint check when it is up to date and never rebuilds the library with
+/// another feature set.
+fn example_binary(name: &'static str) -> Option<PathBuf> {
+    static AXUM: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static HYPER: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let cell = match name {
+        "axum" => &AXUM,
+        "hyper" => &HYPER,
+        _ => panic!("unknown example {name}"),
+    };
+    // Once per example: the tests run in parallel and would queue on cargo's lock.
+    cell.get_or_init(|| build_example(name)).clone()
+}
+
+fn build_example(name: &str) -> Option<PathBuf> {
+    // This test runs as <target dir>/<profile dir>/deps/examples-<hash>.
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let target_dir = profile_dir.parent()?;
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let profile = match profile_dir.file_name()?.to_str()? {
+        "debug" => "dev",
+        other => other,
+    };
+    let features: Vec<&str> = [
+        ("memory-store", cfg!(feature = "memory-store")),
+        ("redis", cfg!(feature = "redis")),
+        ("postgres", cfg!(feature = "postgres")),
+        ("axum", cfg!(feature = "axum")),
+        ("test-util", cfg!(feature = "test-util")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, enabled)| enabled.then_some(feature))
+    .collect();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["build", "--example", name, "--no-default-features"])
+        .arg("--features")
+        .arg(features.join(","))
+        .arg("--profile")
+        .arg(profile)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(err) => {
+            eprintln!(
+                "skipping: cannot run {} to build example `{name}`: {err}",
+                cargo.display()
+            );
+            return None;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "building example `{name}` failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !binary.exists() {
+        eprintln!(
+            "skipping: example `{name}` was built, but not at {} (a --target build?)",
+            binary.display()
+        );
+        return None;
+    }
+    Some(binary)
+}
+
+fn command(binary: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    for name in EXAMPLE_VARS {
+        command.env_remove(name);
+    }
+    command
+        .env("SESSIONWARE_ADDR", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs an example that must refuse to start; returns its exit status and stderr.
+fn run_to_exit(binary: &Path, env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let child = command(binary, env).spawn().expect("start the example");
+    let mut server = Running::new(child);
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(status) = server.child.try_wait().expect("poll the example") {
+            server.join_output();
+            return (status, server.stderr());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the example was expected to exit but still runs after {STARTUP_TIMEOUT:?}; \
+             stderr:\n{}",
+            server.stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running example process, its output drained by two threads so that it never blocks
+/// on a full pipe. Killed when dropped, also when a test fails.
+struct Running {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<thread::JoinHandle<()>>,
+    /// Receives the address from the example's "listening on http://..." line.
+    listening: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn new(mut child: Child) -> Self {
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (sender, listening) = mpsc::channel();
+        let stdout_reader = thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.trim().strip_prefix("listening on http://") {
+                    let _ = sender.send(addr.to_owned());
+                }
+            }
+        });
+        let sink = Arc::clone(&stderr);
+        let stderr_reader = thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut text = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Self {
+            child,
+            stderr,
+            readers: vec![stdout_reader, stderr_reader],
+            listening,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Waits for the output threads once the process has exited, so that nothing it wrote
+    /// is missed.
+    fn join_output(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            self.join_output();
+            eprintln!("--- stderr of the example ---\n{}", self.stderr());
+        }
+    }
+}
+
+/// An example serving HTTP.
+struct Server {
+    process: Running,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the example and waits until it listens.
+    fn start(binary: &Path, env: &[(&str, &str)]) -> Self {
+        let child = command(binary, env).spawn().expect("start the example");
+        let mut process = Running::new(child);
+        let addr = match process.listening.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(addr) => addr.parse().expect("the example prints a socket address"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = process.child.wait().expect("wait for the example");
+                process.join_output();
+                panic!(
+                    "the example exited ({status}) without listening; stderr:\n{}",
+                    process.stderr()
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the example did not listen within {STARTUP_TIMEOUT:?}")
+            }
+        };
+        Self { process, addr }
+    }
+
+    fn stderr(&self) -> String {
+        self.process.stderr()
+    }
+
+    /// Whether the example's stderr shows `text`, waiting a little for it: stdout and stderr
+    /// are read by different threads, so a line written before the address may arrive later.
+    fn stderr_shows(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.stderr().contains(text) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// One HTTP/1.1 exchange on a new connection; `form` is sent URL-encoded.
+    fn request(&self, method: &str, path: &str, cookie: Option<&str>, form: Option<&str>) -> Reply {
+        self.try_request(method, path, cookie, form)
+            .unwrap_or_else(|err| panic!("{method} {path} failed: {err}"))
+    }
+
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> io::Result<Reply> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        if let Some(cookie) = cookie {
+            head.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
+        let body = form.unwrap_or("");
+        if form.is_some() {
+            head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body.as_bytes())?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        Reply::parse(&raw)
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    /// Header names in lower case, in the order received.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> io::Result<Self> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+        let text = String::from_utf8_lossy(raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| invalid("no end of headers"))?;
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| invalid("no status line"))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+        let body = if chunked {
+            dechunk(body).ok_or_else(|| invalid("bad chunked body"))?
+        } else {
+            body.to_owned()
+        };
+        Ok(Self {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name == "set-cookie")
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
+    /// The `name=value` pair of the session cookie this response sets, if it sets one.
+    fn new_session_cookie(&self) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .filter_map(|value| value.split(';').next())
+            .find(|pair| pair.starts_with("session=") && pair.len() > "session=".len())
+            .map(str::to_owned)
+    }
+
+    fn session_cookie(&self) -> String {
+        self.new_session_cookie()
+            .unwrap_or_else(|| panic!("expected a session cookie: {self:?}"))
+    }
+
+    /// The session cookie this response sets, or `current` if it sets none (the layer
+    /// re-sends the cookie only when it must change).
+    fn session_cookie_or(&self, current: String) -> String {
+        self.new_session_cookie().unwrap_or(current)
+    }
+}
+
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
+}
