@@ -3,14 +3,12 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::Response;
 use http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE, VARY};
 use pin_project_lite::pin_project;
 
-use crate::layer::Config;
 use crate::session::{Finish, Session};
 
 type Finishing<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
@@ -34,7 +32,6 @@ pin_project! {
             #[pin]
             future: F,
             session: Option<Session>,
-            config: Arc<Config>,
         },
         Finishing {
             future: Finishing<B>,
@@ -43,12 +40,11 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn new(future: F, session: Session, config: Arc<Config>) -> Self {
+    pub(crate) fn new(future: F, session: Session) -> Self {
         Self {
             state: State::Inner {
                 future,
                 session: Some(session),
-                config,
             },
         }
     }
@@ -64,11 +60,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             match self.as_mut().project().state.project() {
-                StateProj::Inner {
-                    future,
-                    session,
-                    config,
-                } => {
+                StateProj::Inner { future, session } => {
                     // An inner error or a panic propagates without saving anything.
                     let mut response = ready!(future.poll(cx))?;
                     let session = session.take().expect("polled after completion");
@@ -77,7 +69,6 @@ where
                         apply(&mut response, finish);
                         return Poll::Ready(Ok(response));
                     }
-                    let config = Arc::clone(config);
                     let finishing: Finishing<B> = Box::pin(async move {
                         match session.finish(server_error).await {
                             Ok(finish) => {
@@ -85,6 +76,7 @@ where
                                 response
                             }
                             Err(error) => {
+                                let config = session.config();
                                 config.notify_error(&error);
                                 let (parts, ()) = config.error_response(&error).into_parts();
                                 Response::from_parts(parts, B::default())

@@ -84,6 +84,6 @@ where
         let incoming = self.verified_id(request.headers());
         let session = Session::new(Arc::clone(&self.config), incoming);
         request.extensions_mut().insert(session.clone());
-        ResponseFuture::new(self.inner.call(request), session, Arc::clone(&self.config))
+        ResponseFuture::new(self.inner.call(request), session)
     }
 }

@@ -174,6 +174,10 @@ impl Session {
         }
     }
 
+    pub(crate) fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
     /// Reads the value stored under `key`, or `None` if there is none.
     ///
     /// Fails with [`SessionError::Serialization`] if the stored value is not a `T`.
