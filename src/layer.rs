@@ -12,10 +12,13 @@ use tower_layer::Layer;
 use crate::cookie::{CookieConfig, SameSite};
 use crate::error::{ConfigError, SessionError};
 use crate::expiry::{Clock, Lifetime, SystemClock};
+use crate::id::StoreKey;
 use crate::key::{Key, Keyring};
 use crate::service::SessionService;
 use crate::session::Changes;
-use crate::store::{ErasedStore, Record, SessionStore};
+use crate::store::{
+    CreateOutcome, ErasedStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionStore,
+};
 
 type ErrorResponse = dyn Fn(&SessionError) -> Response<()> + Send + Sync;
 type ErrorObserver = dyn Fn(&SessionError) + Send + Sync;
@@ -299,7 +302,10 @@ impl Config {
             .now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        UNIX_EPOCH + Duration::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        // Whole seconds plus whole milliseconds: `as_millis` would divide a u128.
+        UNIX_EPOCH
+            + Duration::from_secs(since.as_secs())
+            + Duration::from_millis(u64::from(since.subsec_millis()))
     }
 
     /// The record to store for `data` with this request's changes, on top of `base`.
@@ -328,6 +334,82 @@ impl Config {
             expiry,
             data: serde_json::to_vec(data)?,
         })
+    }
+
+    // The store calls of the request path: straight to an immediate store, or through the
+    // erased store's boxed future.
+
+    pub(crate) async fn load(
+        &self,
+        key: &StoreKey,
+        now: SystemTime,
+    ) -> Result<LoadOutcome, SessionError> {
+        match self.store.as_immediate() {
+            Some(store) => store.load_now(key, now),
+            None => self.store.load(key, now).await,
+        }
+    }
+
+    pub(crate) async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+    ) -> Result<CreateOutcome, SessionError> {
+        match self.store.as_immediate() {
+            Some(store) => store.create_now(key, record),
+            None => self.store.create(key, record).await,
+        }
+    }
+
+    pub(crate) async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<SaveOutcome, SessionError> {
+        match self.store.as_immediate() {
+            Some(store) => store.save_now(key, record, expected_version, now),
+            None => self.store.save(key, record, expected_version, now).await,
+        }
+    }
+
+    pub(crate) async fn touch(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, SessionError> {
+        match self.store.as_immediate() {
+            Some(store) => store.touch_now(key, last_active, expires_at, now),
+            None => self.store.touch(key, last_active, expires_at, now).await,
+        }
+    }
+
+    pub(crate) async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
+        match self.store.as_immediate() {
+            Some(store) => store.delete_now(key),
+            None => self.store.delete(key).await,
+        }
+    }
+
+    pub(crate) async fn rotate(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<RotateOutcome, SessionError> {
+        match self.store.as_immediate() {
+            Some(store) => store.rotate_now(old, new, record, expected_version, now),
+            None => {
+                self.store
+                    .rotate(old, new, record, expected_version, now)
+                    .await
+            }
+        }
     }
 
     pub(crate) fn error_response(&self, error: &SessionError) -> Response<()> {

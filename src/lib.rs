@@ -89,8 +89,8 @@ pub use layer::{SecurityEvents, SessionLayer};
 pub use service::SessionService;
 pub use session::Session;
 pub use store::{
-    CreateOutcome, DynStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo,
-    SessionStore,
+    CreateOutcome, DynStore, ImmediateStore, LoadOutcome, Record, RotateOutcome, SaveOutcome,
+    SessionInfo, SessionStore,
 };
 #[cfg(feature = "memory-store")]
 pub use store::{MemoryStore, MemoryStoreBuilder};

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use http::HeaderValue;
@@ -61,6 +62,11 @@ pub struct Session {
 
 struct Shared {
     config: Arc<Config>,
+    /// The verified ID from the request's cookie; fixed for the request.
+    incoming: Option<Incoming>,
+    /// Set by the first method call: a response whose session was never touched is finished
+    /// without taking the lock.
+    touched: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -80,12 +86,12 @@ enum Base {
     /// No stored session. `stale`: the client sent a valid cookie whose session is gone
     /// (expired, unknown, or deleted), so its cookie should be removed.
     Absent { stale: bool },
-    /// The stored session as last read or written by this request.
+    /// The stored session as last read or written by this request. Its data, with this
+    /// request's changes applied, is `State::view`.
     Stored {
         id: SessionId,
         key: StoreKey,
         record: Record,
-        data: Map<String, Value>,
     },
 }
 
@@ -108,13 +114,11 @@ impl Changes {
         self.writes_data() || self.rotate
     }
 
-    /// Applies the changes on top of `base`.
-    fn apply(&self, base: &Map<String, Value>) -> Map<String, Value> {
-        let mut data = if self.cleared {
-            Map::new()
-        } else {
-            base.clone()
-        };
+    /// Applies the changes on top of freshly loaded `data`.
+    fn apply(&self, mut data: Map<String, Value>) -> Map<String, Value> {
+        if self.cleared {
+            data.clear();
+        }
         for (key, value) in &self.values {
             match value {
                 Some(value) => data.insert(key.clone(), value.clone()),
@@ -126,7 +130,6 @@ impl Changes {
 }
 
 struct State {
-    incoming: Option<Incoming>,
     base: Base,
     changes: Changes,
     /// The session's values as the handler sees them: the base plus the changes.
@@ -141,6 +144,8 @@ struct State {
     interrupted: bool,
     /// `update` created the stored session during this request.
     created_here: bool,
+    /// See [`State::now`].
+    now: Option<SystemTime>,
 }
 
 /// What the response needs once the session is settled.
@@ -159,8 +164,9 @@ impl Session {
         Self {
             shared: Arc::new(Shared {
                 config,
+                incoming: incoming.map(|(id, signed_with)| Incoming { id, signed_with }),
+                touched: AtomicBool::new(false),
                 state: Mutex::new(State {
-                    incoming: incoming.map(|(id, signed_with)| Incoming { id, signed_with }),
                     base,
                     changes: Changes::default(),
                     view: Map::new(),
@@ -169,6 +175,7 @@ impl Session {
                     destroyed: false,
                     interrupted: false,
                     created_here: false,
+                    now: None,
                 }),
             }),
         }
@@ -244,7 +251,7 @@ impl Session {
     {
         let config = &self.shared.config;
         let mut state = self.writable().await?;
-        let now = config.now();
+        let now = state.refresh_now(config);
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = state
                 .view
@@ -322,7 +329,7 @@ impl Session {
     pub async fn destroy(&self) -> Result<(), SessionError> {
         let mut state = self.loaded().await?;
         if let Base::Stored { key, .. } = &state.base {
-            self.shared.config.store.delete(key).await?;
+            self.shared.config.delete(key).await?;
         }
         state.destroyed = true;
         state.base = Base::Absent { stale: false };
@@ -385,10 +392,11 @@ impl Session {
 
     /// Locks the state with the stored session loaded.
     async fn loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        self.shared.touched.store(true, Ordering::Release);
         let mut state = self.shared.state.lock().await;
         state.accessed = true;
         if matches!(state.base, Base::Unloaded) {
-            let now = self.shared.config.now();
+            let now = state.now(&self.shared.config);
             self.load_incoming(&mut state, now).await?;
         }
         Ok(state)
@@ -408,33 +416,37 @@ impl Session {
 
     /// Fetches the record named by the request's cookie.
     async fn load_incoming(&self, state: &mut State, now: SystemTime) -> Result<(), SessionError> {
-        let Some(incoming) = &state.incoming else {
+        let Some(incoming) = &self.shared.incoming else {
             state.base = Base::Absent { stale: false };
             return Ok(());
         };
         let id = incoming.id.clone();
         let key = id.store_key();
-        let base = self.fetch(id, key, now, true).await?;
-        if let Base::Stored { record, data, .. } = &base {
-            state.loaded_expiry = Some((record.expires_at, record.expiry));
-            state.view = state.changes.apply(data);
-        }
-        state.base = base;
+        state.base = match self.fetch(&key, now, true).await? {
+            Some((record, data)) => {
+                state.loaded_expiry = Some((record.expires_at, record.expiry));
+                state.view = state.changes.apply(data);
+                Base::Stored { id, key, record }
+            }
+            None => Base::Absent { stale: true },
+        };
         Ok(())
     }
 
     /// Re-reads the stored session after a conflict and re-applies this request's changes.
     async fn reload(&self, state: &mut State, now: SystemTime) -> Result<(), SessionError> {
-        let Base::Stored { id, key, .. } = &state.base else {
+        let Base::Stored { key, .. } = &state.base else {
             return Ok(());
         };
-        let base = self.fetch(id.clone(), *key, now, false).await?;
-        match &base {
-            Base::Stored { data, .. } => {
+        let key = *key;
+        match self.fetch(&key, now, false).await? {
+            Some((fresh, data)) => {
                 state.view = state.changes.apply(data);
-                state.base = base;
+                if let Base::Stored { record, .. } = &mut state.base {
+                    *record = fresh;
+                }
             }
-            Base::Unloaded | Base::Absent { .. } => self.interrupt(state),
+            None => self.interrupt(state),
         }
         Ok(())
     }
@@ -443,24 +455,18 @@ impl Session {
     /// off for reloads, where a vanished record is an interruption, not a client's doing).
     async fn fetch(
         &self,
-        id: SessionId,
-        key: StoreKey,
+        key: &StoreKey,
         now: SystemTime,
         report: bool,
-    ) -> Result<Base, SessionError> {
+    ) -> Result<Option<(Record, Map<String, Value>)>, SessionError> {
         let config = &self.shared.config;
-        let event = match config.store.load(&key, now).await? {
+        let event = match config.load(key, now).await? {
             LoadOutcome::Found(record)
                 if !record.is_expired(now)
                     && config.lifetime.absolute_deadline(record.created_at) > now =>
             {
                 let data = parse_data(&record.data)?;
-                return Ok(Base::Stored {
-                    id,
-                    key,
-                    record,
-                    data,
-                });
+                return Ok(Some((record, data)));
             }
             LoadOutcome::Found(_) | LoadOutcome::Expired => SecurityEvent::Expired,
             LoadOutcome::Missing => SecurityEvent::Unknown,
@@ -468,7 +474,7 @@ impl Session {
         if report {
             config.report(event);
         }
-        Ok(Base::Absent { stale: true })
+        Ok(None)
     }
 
     /// Marks the session as deleted by someone else: this request's changes are dropped and
@@ -491,7 +497,6 @@ impl Session {
         rotate: bool,
     ) -> Result<Committed, SessionError> {
         let config = &self.shared.config;
-        let store = &config.store;
         match &state.base {
             Base::Unloaded => {
                 self.load_incoming(state, now).await?;
@@ -507,11 +512,11 @@ impl Session {
                 for _ in 0..MAX_ID_DRAWS {
                     let id = SessionId::generate();
                     let key = id.store_key();
-                    match store.create(&key, &record).await? {
+                    match config.create(&key, &record).await? {
                         CreateOutcome::Created => {
                             state.created_here = true;
                             // A fresh ID satisfies any pending rotation.
-                            state.settle(id, key, record, false);
+                            state.settle(id, key, record);
                             return Ok(Committed::Done);
                         }
                         CreateOutcome::Collision => continue,
@@ -527,9 +532,9 @@ impl Session {
                     for _ in 0..MAX_ID_DRAWS {
                         let id = SessionId::generate();
                         let key = id.store_key();
-                        match store.rotate(&old_key, &key, &next, expected, now).await? {
+                        match config.rotate(&old_key, &key, &next, expected, now).await? {
                             RotateOutcome::Rotated => {
-                                state.settle(id, key, next, false);
+                                state.settle(id, key, next);
                                 return Ok(Committed::Done);
                             }
                             RotateOutcome::Collision => continue,
@@ -539,15 +544,15 @@ impl Session {
                     }
                     return Err(SessionError::IdCollision);
                 }
-                match store.save(&old_key, &next, expected, now).await? {
+                match config.save(&old_key, &next, expected, now).await? {
                     SaveOutcome::Saved => {
-                        let Base::Stored { id, .. } =
-                            std::mem::replace(&mut state.base, Base::Unloaded)
-                        else {
-                            unreachable!("matched Stored above");
+                        if let Base::Stored { record, .. } = &mut state.base {
+                            *record = next;
+                        }
+                        state.changes = Changes {
+                            rotate: state.changes.rotate,
+                            ..Changes::default()
                         };
-                        let rotate_pending = state.changes.rotate;
-                        state.settle(id, old_key, next, rotate_pending);
                         Ok(Committed::Done)
                     }
                     SaveOutcome::Conflict => Ok(Committed::Conflict),
@@ -560,30 +565,44 @@ impl Session {
     /// Whether the response can be finished without any store I/O; if so, returns what it
     /// needs. Used by the response future to skip the asynchronous path.
     pub(crate) fn try_finish(&self, server_error: bool) -> Option<Finish> {
-        let state = self.shared.state.try_lock().ok()?;
-        let needs_io = if server_error {
-            state.created_here
-        } else {
-            match &state.base {
-                Base::Unloaded => {
-                    matches!(
-                        state.incoming,
-                        Some(Incoming {
-                            signed_with: SignedWith::Previous,
-                            ..
-                        })
-                    )
-                }
-                Base::Absent { .. } => state.changes.any(),
-                Base::Stored { record, .. } => {
-                    state.changes.any() || self.touch_due(record, self.shared.config.now())
+        let rekey = self.signed_with_previous_key();
+        if !rekey && !self.shared.touched.load(Ordering::Acquire) {
+            // Never read nor written: nothing to save, and the cookie stays as it is.
+            return Some(Finish {
+                set_cookie: None,
+                vary: false,
+            });
+        }
+        let mut state = self.shared.state.try_lock().ok()?;
+        let config = &self.shared.config;
+        let now = state.now(config);
+        match &state.base {
+            _ if server_error => {
+                if state.created_here {
+                    return None;
                 }
             }
-        };
-        if needs_io {
-            return None;
+            Base::Unloaded if rekey => return None,
+            Base::Unloaded => {}
+            Base::Absent { .. } if state.changes.any() => return None,
+            Base::Absent { .. } => {}
+            Base::Stored { record, .. } => {
+                if state.changes.any() || self.touch_due(record, now) {
+                    return None;
+                }
+            }
         }
-        Some(self.cookie_for(&state, self.shared.config.now(), server_error))
+        Some(self.cookie_for(&state, || now, server_error))
+    }
+
+    fn signed_with_previous_key(&self) -> bool {
+        matches!(
+            self.shared.incoming,
+            Some(Incoming {
+                signed_with: SignedWith::Previous,
+                ..
+            })
+        )
     }
 
     /// Settles the session for the response: saves what changed (unless `server_error`),
@@ -591,16 +610,16 @@ impl Session {
     pub(crate) async fn finish(&self, server_error: bool) -> Result<Finish, SessionError> {
         let config = &self.shared.config;
         let mut state = self.shared.state.lock().await;
-        let now = config.now();
+        let now = state.refresh_now(config);
         if server_error {
             if state.created_here {
                 if let Base::Stored { key, .. } = &state.base {
-                    config.store.delete(key).await?;
+                    config.delete(key).await?;
                 }
                 state.base = Base::Absent { stale: false };
                 state.created_here = false;
             }
-            return Ok(self.cookie_for(&state, now, true));
+            return Ok(self.cookie_for(&state, || now, true));
         }
         if matches!(state.base, Base::Unloaded) {
             // A cookie signed with a previous key: load so it can be re-issued with the
@@ -625,14 +644,14 @@ impl Session {
             let expires_at = config
                 .lifetime
                 .expires_at(record.created_at, record.expiry, now);
-            if config.store.touch(key, now, expires_at, now).await? {
+            if config.touch(key, now, expires_at, now).await? {
                 record.last_active = now;
                 record.expires_at = expires_at;
             } else {
                 self.interrupt(&mut state);
             }
         }
-        Ok(self.cookie_for(&state, now, false))
+        Ok(self.cookie_for(&state, || now, false))
     }
 
     fn touch_due(&self, record: &Record, now: SystemTime) -> bool {
@@ -644,8 +663,14 @@ impl Session {
     }
 
     /// The `Set-Cookie` (if any) the response needs for the settled state.
-    fn cookie_for(&self, state: &State, now: SystemTime, server_error: bool) -> Finish {
+    fn cookie_for(
+        &self,
+        state: &State,
+        now: impl FnOnce() -> SystemTime,
+        server_error: bool,
+    ) -> Finish {
         let config = &self.shared.config;
+        let incoming = &self.shared.incoming;
         let vary = state.accessed;
         let removal = || Finish {
             set_cookie: Some(config.cookie.render_removal()),
@@ -656,7 +681,7 @@ impl Session {
             vary,
         };
         if state.destroyed || state.interrupted {
-            return if state.incoming.is_some() || state.interrupted {
+            return if incoming.is_some() || state.interrupted {
                 removal()
             } else {
                 nothing
@@ -664,21 +689,12 @@ impl Session {
         }
         match &state.base {
             Base::Stored { id, record, .. } if !server_error => {
-                let same_id = state
-                    .incoming
-                    .as_ref()
-                    .is_some_and(|incoming| incoming.id == *id);
-                let rekey = matches!(
-                    state.incoming,
-                    Some(Incoming {
-                        signed_with: SignedWith::Previous,
-                        ..
-                    })
-                );
+                let same_id = incoming.as_ref().is_some_and(|incoming| incoming.id == *id);
+                let rekey = self.signed_with_previous_key();
                 let deadline_moved =
                     state.loaded_expiry != Some((record.expires_at, record.expiry));
                 if !same_id || rekey || deadline_moved {
-                    let max_age = Lifetime::max_age(record.expiry, record.expires_at, now);
+                    let max_age = Lifetime::max_age(record.expiry, record.expires_at, now());
                     Finish {
                         set_cookie: Some(config.cookie.render(config.keys.sign(id), max_age)),
                         vary,
@@ -687,7 +703,7 @@ impl Session {
                     nothing
                 }
             }
-            Base::Absent { stale: true } if state.incoming.is_some() => removal(),
+            Base::Absent { stale: true } if incoming.is_some() => removal(),
             _ => nothing,
         }
     }
@@ -700,6 +716,18 @@ enum Committed {
 }
 
 impl State {
+    /// The time of this request: read from the layer's clock once for all the reads of a
+    /// request (and again before each write), rather than at every step.
+    fn now(&mut self, config: &Config) -> SystemTime {
+        *self.now.get_or_insert_with(|| config.now())
+    }
+
+    /// Reads the clock again before a write, so that a handler that keeps its session for a
+    /// long time (a stream, a websocket) still writes fresh deadlines.
+    fn refresh_now(&mut self, config: &Config) -> SystemTime {
+        *self.now.insert(config.now())
+    }
+
     fn set(&mut self, key: &str, value: Option<Value>) {
         match &value {
             Some(value) => self.view.insert(key.to_owned(), value.clone()),
@@ -722,20 +750,11 @@ impl State {
         }
     }
 
-    /// Records that `record` is now stored under `id`: pending changes are committed, except
-    /// an ID rotation that is still to happen (`rotate_pending`).
-    fn settle(&mut self, id: SessionId, key: StoreKey, record: Record, rotate_pending: bool) {
-        let data = self.view.clone();
-        self.base = Base::Stored {
-            id,
-            key,
-            record,
-            data,
-        };
-        self.changes = Changes {
-            rotate: rotate_pending,
-            ..Changes::default()
-        };
+    /// Records that `record` is now stored under the new `id`: every pending change,
+    /// including any rotation, is committed.
+    fn settle(&mut self, id: SessionId, key: StoreKey, record: Record) {
+        self.base = Base::Stored { id, key, record };
+        self.changes = Changes::default();
     }
 }
 
@@ -751,7 +770,7 @@ impl fmt::Debug for Session {
         // Never shows the ID: only whether the request carried a verified cookie.
         let mut debug = f.debug_struct("Session");
         if let Ok(state) = self.shared.state.try_lock() {
-            debug.field("has_cookie", &state.incoming.is_some());
+            debug.field("has_cookie", &self.shared.incoming.is_some());
             debug.field("keys", &state.view.keys().collect::<Vec<_>>());
         }
         debug.finish_non_exhaustive()

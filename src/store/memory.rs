@@ -15,7 +15,8 @@ use crate::error::SessionError;
 use crate::expiry::{Clock, SystemClock};
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
-    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+    CreateOutcome, ImmediateStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo,
+    SessionStore,
 };
 
 use self::codec::View;
@@ -250,21 +251,16 @@ async fn sweep_every(store: Weak<Inner>, period: Duration, clock: impl Clock) {
     }
 }
 
-impl SessionStore for MemoryStore {
-    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
+impl ImmediateStore for MemoryStore {
+    fn load_now(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
         self.inner.load(key, now)
     }
 
-    /// Inserts `record` under `key` if the key is free and the store has room.
-    ///
-    /// This operation has no `now` argument: when the store is full, it removes the
-    /// sessions expired at `record.last_active` (the layer sets it to the time of creation)
-    /// before giving up with [`SessionError::CapacityExceeded`].
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
         self.inner.create(key, record)
     }
 
-    async fn save(
+    fn save_now(
         &self,
         key: &StoreKey,
         record: &Record,
@@ -274,7 +270,7 @@ impl SessionStore for MemoryStore {
         self.inner.save(key, record, expected_version, now)
     }
 
-    async fn touch(
+    fn touch_now(
         &self,
         key: &StoreKey,
         last_active: SystemTime,
@@ -284,8 +280,58 @@ impl SessionStore for MemoryStore {
         self.inner.touch(key, last_active, expires_at, now)
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
+    fn delete_now(&self, key: &StoreKey) -> Result<bool, SessionError> {
         Ok(self.inner.remove_if(key, |_| true)?.is_some())
+    }
+
+    fn rotate_now(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<RotateOutcome, SessionError> {
+        self.inner.rotate(old, new, record, expected_version, now)
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
+        self.load_now(key, now)
+    }
+
+    /// Inserts `record` under `key` if the key is free and the store has room.
+    ///
+    /// This operation has no `now` argument: when the store is full, it removes the
+    /// sessions expired at `record.last_active` (the layer sets it to the time of creation)
+    /// before giving up with [`SessionError::CapacityExceeded`].
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
+        self.create_now(key, record)
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<SaveOutcome, SessionError> {
+        self.save_now(key, record, expected_version, now)
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, SessionError> {
+        self.touch_now(key, last_active, expires_at, now)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
+        self.delete_now(key)
     }
 
     async fn rotate(
@@ -296,7 +342,7 @@ impl SessionStore for MemoryStore {
         expected_version: u64,
         now: SystemTime,
     ) -> Result<RotateOutcome, SessionError> {
-        self.inner.rotate(old, new, record, expected_version, now)
+        self.rotate_now(old, new, record, expected_version, now)
     }
 
     async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
@@ -324,10 +370,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        Ok(self
-            .inner
-            .remove_if(handle.store_key(), |_| true)?
-            .is_some())
+        self.delete_now(handle.store_key())
+    }
+
+    fn as_immediate(&self) -> Option<&dyn ImmediateStore> {
+        Some(self)
     }
 }
 

@@ -226,6 +226,54 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         handle: &SessionHandle,
     ) -> impl Future<Output = Result<bool, SessionError>> + Send;
+
+    /// This store as an [`ImmediateStore`], if every request-path operation completes
+    /// without waiting (an in-process store). Default: `None`.
+    ///
+    /// The layer then calls the immediate methods directly and skips the boxed future that
+    /// each call through its type-erased store pointer otherwise costs.
+    fn as_immediate(&self) -> Option<&dyn ImmediateStore> {
+        None
+    }
+}
+
+/// The request-path operations of a store that never waits, such as an in-process map.
+///
+/// Each method must behave exactly as its [`SessionStore`] namesake (the conformance suite
+/// checks the async ones; a store that implements both should forward one to the other).
+/// See [`SessionStore::as_immediate`].
+pub trait ImmediateStore: Send + Sync {
+    /// [`SessionStore::load`], without waiting.
+    fn load_now(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError>;
+    /// [`SessionStore::create`], without waiting.
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError>;
+    /// [`SessionStore::save`], without waiting.
+    fn save_now(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<SaveOutcome, SessionError>;
+    /// [`SessionStore::touch`], without waiting.
+    fn touch_now(
+        &self,
+        key: &StoreKey,
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, SessionError>;
+    /// [`SessionStore::delete`], without waiting.
+    fn delete_now(&self, key: &StoreKey) -> Result<bool, SessionError>;
+    /// [`SessionStore::rotate`], without waiting.
+    fn rotate_now(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<RotateOutcome, SessionError>;
 }
 
 /// A boxed, sendable future, as returned by the type-erased store.
@@ -279,6 +327,7 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<u64, SessionError>>;
     fn revoke<'a>(&'a self, handle: &'a SessionHandle)
     -> BoxFuture<'a, Result<bool, SessionError>>;
+    fn as_immediate(&self) -> Option<&dyn ImmediateStore>;
 }
 
 impl<S: SessionStore> ErasedStore for S {
@@ -356,6 +405,9 @@ impl<S: SessionStore> ErasedStore for S {
         handle: &'a SessionHandle,
     ) -> BoxFuture<'a, Result<bool, SessionError>> {
         Box::pin(SessionStore::revoke(self, handle))
+    }
+    fn as_immediate(&self) -> Option<&dyn ImmediateStore> {
+        SessionStore::as_immediate(self)
     }
 }
 
@@ -453,5 +505,8 @@ impl SessionStore for DynStore {
     }
     async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
         self.inner.revoke(handle).await
+    }
+    fn as_immediate(&self) -> Option<&dyn ImmediateStore> {
+        self.inner.as_immediate()
     }
 }
