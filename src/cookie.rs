@@ -93,8 +93,10 @@ impl CookieConfig {
         builder
     }
 
-    /// `Set-Cookie` for a session cookie carrying `value`, with `Max-Age` when given.
-    pub(crate) fn render(&self, value: String, max_age: Option<Duration>) -> HeaderValue {
+    /// `Set-Cookie` for a session cookie carrying `value`, with `Max-Age` when given,
+    /// rendered entirely by the `cookie` crate: the reference for [`CookieTemplate`].
+    #[cfg(test)]
+    fn render(&self, value: String, max_age: Option<Duration>) -> HeaderValue {
         let mut builder = self.builder(value);
         if let Some(max_age) = max_age {
             let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
@@ -105,10 +107,55 @@ impl CookieConfig {
 
     /// `Set-Cookie` that removes the session cookie: same name, Path, Domain and Secure, an
     /// empty value, `Max-Age=0` and an `Expires` in the past.
-    pub(crate) fn render_removal(&self) -> HeaderValue {
+    fn render_removal(&self) -> HeaderValue {
         let mut cookie = self.builder(String::new()).build();
         cookie.make_removal();
         to_header_value(&cookie)
+    }
+}
+
+/// The session cookie's `Set-Cookie` values, rendered by the `cookie` crate once per layer:
+/// a response only splices its value and `Max-Age` into them. Rendering through `Display`
+/// for every response cost about 0.6 µs, a seventh of a new session's whole cost.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieTemplate {
+    /// `name=`
+    prefix: String,
+    /// `; HttpOnly; SameSite=Lax; Secure; Path=/` and any `Domain`.
+    attributes: String,
+    removal: HeaderValue,
+}
+
+impl CookieTemplate {
+    pub(crate) fn new(config: &CookieConfig) -> Self {
+        let rendered = config.builder(String::new()).build().to_string();
+        let split = rendered.find(';').unwrap_or(rendered.len());
+        let (prefix, attributes) = rendered.split_at(split);
+        Self {
+            prefix: prefix.to_owned(),
+            attributes: attributes.to_owned(),
+            removal: config.render_removal(),
+        }
+    }
+
+    /// `Set-Cookie` for a session cookie carrying `value` (signed, so base64 and `.`), with
+    /// `Max-Age` when given.
+    pub(crate) fn render(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
+        let mut header =
+            String::with_capacity(self.prefix.len() + value.len() + self.attributes.len() + 32);
+        header.push_str(&self.prefix);
+        header.push_str(value);
+        header.push_str(&self.attributes);
+        if let Some(max_age) = max_age {
+            header.push_str("; Max-Age=");
+            header.push_str(&max_age.as_secs().to_string());
+        }
+        HeaderValue::try_from(header).expect("validated cookie renders as ASCII")
+    }
+
+    /// The removal `Set-Cookie`; see [`CookieConfig::render_removal`].
+    pub(crate) fn removal(&self) -> HeaderValue {
+        self.removal.clone()
     }
 }
 
@@ -188,7 +235,7 @@ mod tests {
     fn s25_default_cookie_attributes() {
         let config = CookieConfig::default();
         config.validate().unwrap();
-        let rendered = config.render("v".into(), Some(Duration::from_secs(60)));
+        let rendered = CookieTemplate::new(&config).render("v", Some(Duration::from_secs(60)));
         let text = rendered.to_str().unwrap();
         assert!(text.starts_with("__Host-session=v"), "{text}");
         for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=60"] {
@@ -201,6 +248,57 @@ mod tests {
     }
 
     #[test]
+    fn the_template_renders_what_the_cookie_crate_renders() {
+        let configs = [
+            CookieConfig::default(),
+            CookieConfig {
+                name: "sid".into(),
+                path: "/app".into(),
+                domain: Some("example.com".into()),
+                secure: false,
+                same_site: SameSite::Strict,
+            },
+        ];
+        for config in configs {
+            let template = CookieTemplate::new(&config);
+            for max_age in [None, Some(Duration::ZERO), Some(Duration::from_secs(1800))] {
+                let mut ours: Vec<String> = template
+                    .render("abc.def", max_age)
+                    .to_str()
+                    .unwrap()
+                    .split("; ")
+                    .map(str::to_owned)
+                    .collect();
+                let mut theirs: Vec<String> = config
+                    .render("abc.def".into(), max_age)
+                    .to_str()
+                    .unwrap()
+                    .split("; ")
+                    .map(str::to_owned)
+                    .collect();
+                assert_eq!(ours[0], theirs[0], "name=value comes first");
+                ours.sort();
+                theirs.sort();
+                assert_eq!(ours, theirs);
+            }
+            // `Expires` is a year before the moment of rendering: compare the rest.
+            let without_expires = |value: HeaderValue| -> Vec<String> {
+                value
+                    .to_str()
+                    .unwrap()
+                    .split("; ")
+                    .filter(|attribute| !attribute.starts_with("Expires="))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            assert_eq!(
+                without_expires(template.removal()),
+                without_expires(config.render_removal())
+            );
+        }
+    }
+
+    #[test]
     fn removal_keeps_name_path_domain_and_secure() {
         let config = CookieConfig {
             name: "sid".into(),
@@ -208,7 +306,11 @@ mod tests {
             domain: Some("example.com".into()),
             ..CookieConfig::default()
         };
-        let text = config.render_removal().to_str().unwrap().to_owned();
+        let text = CookieTemplate::new(&config)
+            .removal()
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(text.starts_with("sid=;"), "{text}");
         for attribute in ["Secure", "Path=/app", "Domain=example.com", "Max-Age=0"] {
             assert!(

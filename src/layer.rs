@@ -1,15 +1,15 @@
 //! [`SessionLayer`]: the configuration, and the `tower::Layer` that applies it.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Response, StatusCode};
 use serde_json::{Map, Value};
 use tower_layer::Layer;
 
-use crate::cookie::{CookieConfig, SameSite};
+use crate::cookie::{CookieConfig, CookieTemplate, SameSite};
 use crate::error::{ConfigError, SessionError};
 use crate::expiry::{Clock, Lifetime, SystemClock};
 use crate::id::StoreKey;
@@ -68,6 +68,8 @@ pub(crate) struct Config {
     pub(crate) store: Arc<dyn ErasedStore>,
     pub(crate) keys: Keyring,
     pub(crate) cookie: CookieConfig,
+    /// Rendered from `cookie` on first use; reset by every change to the configuration.
+    cookie_template: OnceLock<CookieTemplate>,
     pub(crate) lifetime: Lifetime,
     clock: Arc<dyn Clock>,
     error_response: Arc<ErrorResponse>,
@@ -86,6 +88,7 @@ impl<S: SessionStore> SessionLayer<S> {
                 store: erased,
                 keys: Keyring::new(key),
                 cookie: CookieConfig::default(),
+                cookie_template: OnceLock::new(),
                 lifetime: Lifetime {
                     idle_timeout: Lifetime::DEFAULT_IDLE,
                     absolute_timeout: Lifetime::DEFAULT_ABSOLUTE,
@@ -102,7 +105,9 @@ impl<S: SessionStore> SessionLayer<S> {
 
 impl<S> SessionLayer<S> {
     fn config_mut(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
+        let config = Arc::make_mut(&mut self.config);
+        config.cookie_template = OnceLock::new();
+        config
     }
 
     /// The store this layer keeps sessions in, for listing or revoking a user's sessions.
@@ -306,6 +311,12 @@ impl Config {
         UNIX_EPOCH
             + Duration::from_secs(since.as_secs())
             + Duration::from_millis(u64::from(since.subsec_millis()))
+    }
+
+    /// The session cookie's `Set-Cookie` values.
+    pub(crate) fn cookie_template(&self) -> &CookieTemplate {
+        self.cookie_template
+            .get_or_init(|| CookieTemplate::new(&self.cookie))
     }
 
     /// The record to store for `data` with this request's changes, on top of `base`.

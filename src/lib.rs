@@ -62,6 +62,9 @@
 //! - `postgres`: `PostgresStore` on `sqlx`.
 //! - `axum`: `Session` and `Option<Session>` extractors.
 //! - `test-util`: the public store conformance suite, `sessionware::store::conformance`.
+// The library forbids unsafe code outright; `Cargo.toml` only denies it, so that the
+// allocation-counting test can implement `GlobalAlloc`.
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cookie;

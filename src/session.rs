@@ -673,7 +673,7 @@ impl Session {
         let incoming = &self.shared.incoming;
         let vary = state.accessed;
         let removal = || Finish {
-            set_cookie: Some(config.cookie.render_removal()),
+            set_cookie: Some(config.cookie_template().removal()),
             vary,
         };
         let nothing = Finish {
@@ -696,7 +696,11 @@ impl Session {
                 if !same_id || rekey || deadline_moved {
                     let max_age = Lifetime::max_age(record.expiry, record.expires_at, now());
                     Finish {
-                        set_cookie: Some(config.cookie.render(config.keys.sign(id), max_age)),
+                        set_cookie: Some(
+                            config
+                                .cookie_template()
+                                .render(&config.keys.sign(id), max_age),
+                        ),
                         vary,
                     }
                 } else {
