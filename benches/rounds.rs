@@ -1,0 +1,467 @@
+//! The steadier measurements: interleaved rounds, thread scaling, the stores alone over a
+//! million sessions, and memory per session.
+//!
+//! ```text
+//! cargo bench --features axum --bench rounds                     # everything, about 2 minutes
+//! SESSIONWARE_BENCH=rounds cargo bench --features axum --bench rounds
+//! ```
+//!
+//! `SESSIONWARE_BENCH` picks sections, comma-separated (default: all of them):
+//!
+//! - `rounds`: cases 1 to 5 for the three apps in interleaved rounds. Each round runs every
+//!   (app, case) pair `SESSIONWARE_ROUND_REQUESTS` times (default 2000) in a shuffled order;
+//!   `SESSIONWARE_ROUNDS` rounds (default 30) follow one unrecorded warm-up round. Reported
+//!   per case: the median per-request time of each app, and the median over rounds of the
+//!   per-round difference between an app and the baseline (its overhead), with the 25th and
+//!   75th percentiles of that difference. Noise from other processes hits neighbouring
+//!   blocks alike, so the differences are steadier than either time.
+//! - `scaling`: case 2 driven from 1 and from 2 threads (each thread its own
+//!   current-thread runtime and its own session, all sharing one app), requests per second.
+//! - `stores`: case 6, each `MemoryStore` alone with `SESSIONWARE_STORE_SESSIONS` live
+//!   sessions (default 1,000,000): random loads, and saves, from 1 and 2 threads.
+//! - `memory`: bytes per live session of each `MemoryStore` (one small value each), as the
+//!   growth of the resident set of a fresh process (this binary, re-run with
+//!   `--memory-child`) that fills the store, at 100,000 and 1,000,000 sessions.
+//!
+//! `SESSIONWARE_SECONDS` (default 1) is the length of each timed window of `scaling` and
+//! `stores`; each is measured 5 times, alternating 1 and 2 threads, and the medians are
+//! reported.
+//!
+//! One more section, never part of `all`, is for profilers: `profile` runs one case of one
+//! app in a loop for `SESSIONWARE_SECONDS`, chosen with `SESSIONWARE_PROFILE_CASE` (a case
+//! name such as `case2_read`) and `SESSIONWARE_PROFILE_APP` (`baseline`, `sessionware` or
+//! `tower-sessions`):
+//!
+//! ```text
+//! SESSIONWARE_BENCH=profile SESSIONWARE_PROFILE_CASE=case2_read SESSIONWARE_SECONDS=10 \
+//!     perf record -g target/release/deps/rounds-<hash>
+//! ```
+
+mod common;
+
+use std::future::Future;
+use std::process::Command;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+
+use common::stores::{SessionwareStore, TowerStore, sessionware_record, tower_record};
+use common::{App, Case, Rng, Variant, median, percentile};
+
+/// Timed windows per configuration in `scaling` and `stores`.
+const REPEATS: usize = 5;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--memory-child") {
+        let store = args.get(at + 1).expect("--memory-child STORE SESSIONS");
+        let sessions = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        memory_child(store, sessions);
+        return;
+    }
+    let sections = std::env::var("SESSIONWARE_BENCH").unwrap_or_else(|_| "all".to_owned());
+    let wants = |name: &str| sections == "all" || sections.split(',').any(|s| s.trim() == name);
+    let window = Duration::from_secs_f64(env_number("SESSIONWARE_SECONDS", 1.0));
+    let runtime = current_thread_runtime();
+    print_context();
+    if wants("rounds") {
+        let rounds = env_number("SESSIONWARE_ROUNDS", 30.0) as usize;
+        let per_block = env_number("SESSIONWARE_ROUND_REQUESTS", 2000.0) as usize;
+        interleaved_rounds(&runtime, rounds, per_block);
+    }
+    if wants("scaling") {
+        scaling(&runtime, window);
+    }
+    if wants("stores") {
+        let sessions = env_number("SESSIONWARE_STORE_SESSIONS", 1_000_000.0) as usize;
+        stores_alone(&runtime, sessions, window);
+    }
+    if wants("memory") {
+        memory();
+    }
+    if sections.split(',').any(|s| s.trim() == "profile") {
+        profile(&runtime, window);
+    }
+}
+
+/// One case of one app in a loop, for a profiler.
+fn profile(runtime: &Runtime, window: Duration) {
+    let case_name =
+        std::env::var("SESSIONWARE_PROFILE_CASE").unwrap_or_else(|_| "case2_read".into());
+    let app_name =
+        std::env::var("SESSIONWARE_PROFILE_APP").unwrap_or_else(|_| "sessionware".into());
+    let case = Case::ALL
+        .into_iter()
+        .find(|case| case.name() == case_name)
+        .expect("SESSIONWARE_PROFILE_CASE names a case");
+    let variant = Variant::ALL
+        .into_iter()
+        .find(|variant| variant.name() == app_name)
+        .expect("SESSIONWARE_PROFILE_APP is baseline, sessionware or tower-sessions");
+    let app = runtime.block_on(App::new(variant));
+    let requests = runtime.block_on(async {
+        let start = Instant::now();
+        let mut requests = 0u64;
+        while start.elapsed() < window {
+            for _ in 0..256 {
+                app.call(case).await;
+            }
+            requests += 256;
+        }
+        requests
+    });
+    println!(
+        "profile: {requests} requests of {case_name} through {app_name}, {:.3} µs each",
+        window.as_secs_f64() * 1e6 / requests as f64
+    );
+}
+
+fn current_thread_runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn env_number(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn print_context() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "available parallelism: {threads}; load average at start: {}",
+        load.trim()
+    );
+}
+
+/// Cases 1 to 5 in interleaved rounds; prints one table.
+fn interleaved_rounds(runtime: &Runtime, rounds: usize, per_block: usize) {
+    let apps: Vec<App> = Variant::ALL
+        .iter()
+        .map(|&variant| runtime.block_on(App::new(variant)))
+        .collect();
+    let mut blocks: Vec<(usize, Case)> = Vec::new();
+    for (index, app) in apps.iter().enumerate() {
+        for case in Case::ALL {
+            // tower-sessions' case 3b is its case 3 (it has only get + insert).
+            let duplicate =
+                app.variant == Variant::TowerSessions && case == Case::IncrementGetInsert;
+            // Any layer costs the same in every case; case 1 shows it.
+            let identity_elsewhere =
+                app.variant == Variant::IdentityLayer && case != Case::NoCookie;
+            if !duplicate && !identity_elsewhere {
+                blocks.push((index, case));
+            }
+        }
+    }
+    // times[block][round]: nanoseconds per request.
+    let mut times = vec![Vec::with_capacity(rounds); blocks.len()];
+    let mut order: Vec<usize> = (0..blocks.len()).collect();
+    let mut rng = Rng::new(0x0dd_5eed);
+    let started = Instant::now();
+    runtime.block_on(async {
+        for round in 0..=rounds {
+            rng.shuffle(&mut order);
+            for &block in &order {
+                let (app, case) = blocks[block];
+                let start = Instant::now();
+                for _ in 0..per_block {
+                    apps[app].call(case).await;
+                }
+                let per_request = start.elapsed().as_nanos() as f64 / per_block as f64;
+                // Round 0 warms caches, allocator and branch predictors up.
+                if round > 0 {
+                    times[block].push(per_request);
+                }
+            }
+        }
+    });
+    let elapsed = started.elapsed();
+    let series = |variant: Variant, case: Case| -> &Vec<f64> {
+        let case = if variant == Variant::TowerSessions && case == Case::IncrementGetInsert {
+            Case::Increment
+        } else {
+            case
+        };
+        let index = blocks
+            .iter()
+            .position(|&(app, c)| apps[app].variant == variant && c == case)
+            .expect("measured");
+        &times[index]
+    };
+    println!();
+    println!(
+        "## Interleaved rounds: {rounds} rounds x {per_block} requests per (app, case), \
+         shuffled; {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    println!();
+    println!("Times are medians over rounds of the per-request time, in µs. Overheads are");
+    println!("medians over rounds of (app - baseline) in the same round, with [p25, p75].");
+    println!();
+    println!(
+        "| case | baseline | sessionware | tower-sessions | sessionware overhead | \
+         tower-sessions overhead | ratio |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for case in Case::ALL {
+        let base = series(Variant::Baseline, case);
+        let time = |variant| median(&mut series(variant, case).clone()) / 1000.0;
+        let overhead = |variant| {
+            let mut diffs: Vec<f64> = series(variant, case)
+                .iter()
+                .zip(base)
+                .map(|(app, base)| (app - base) / 1000.0)
+                .collect();
+            (
+                median(&mut diffs),
+                percentile(&mut diffs, 0.25),
+                percentile(&mut diffs, 0.75),
+            )
+        };
+        let ours = overhead(Variant::Sessionware);
+        let theirs = overhead(Variant::TowerSessions);
+        let ratio = if theirs.0 > 0.0 {
+            format!("{:.2}", ours.0 / theirs.0)
+        } else {
+            "-".to_owned()
+        };
+        let show = |(mid, low, high): (f64, f64, f64)| format!("{mid:.3} [{low:.3}, {high:.3}]");
+        println!(
+            "| {} | {:.3} | {:.3} | {:.3} | {} | {} | {ratio} |",
+            case.name(),
+            time(Variant::Baseline),
+            time(Variant::Sessionware),
+            time(Variant::TowerSessions),
+            show(ours),
+            show(theirs),
+        );
+    }
+    let base = series(Variant::Baseline, Case::NoCookie);
+    let mut diffs: Vec<f64> = series(Variant::IdentityLayer, Case::NoCookie)
+        .iter()
+        .zip(base)
+        .map(|(app, base)| (app - base) / 1000.0)
+        .collect();
+    println!();
+    println!(
+        "Any layer through `Router::layer` (tower's `Identity`), case 1: overhead {:.3} \
+         [{:.3}, {:.3}] µs",
+        median(&mut diffs),
+        percentile(&mut diffs, 0.25),
+        percentile(&mut diffs, 0.75)
+    );
+}
+
+/// What each thread of a timed run carries.
+struct Lane {
+    index: usize,
+    lanes: usize,
+    rng: Rng,
+    sessionware_record: sessionware::Record,
+    tower_record: tower_sessions::session::Record,
+}
+
+/// Runs `op` in a loop on `threads` threads (each with its own current-thread runtime)
+/// for `window`, and returns the operations per second of all threads together.
+fn per_second<F>(threads: usize, window: Duration, op: F) -> f64
+where
+    F: AsyncFn(&mut Lane) + Sync,
+{
+    let barrier = Barrier::new(threads);
+    let rates: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|index| {
+                let (barrier, op) = (&barrier, &op);
+                scope.spawn(move || {
+                    let runtime = current_thread_runtime();
+                    let mut lane = Lane {
+                        index,
+                        lanes: threads,
+                        rng: Rng::new(0x1a9e + index as u64),
+                        sessionware_record: sessionware_record(std::time::SystemTime::now()),
+                        tower_record: tower_record(tower_sessions::session::Id(0)),
+                    };
+                    barrier.wait();
+                    runtime.block_on(async {
+                        let start = Instant::now();
+                        let mut done = 0u64;
+                        loop {
+                            for _ in 0..64 {
+                                op(&mut lane).await;
+                            }
+                            done += 64;
+                            let elapsed = start.elapsed();
+                            if elapsed >= window {
+                                return done as f64 / elapsed.as_secs_f64();
+                            }
+                        }
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("worker thread"))
+            .collect()
+    });
+    rates.iter().sum()
+}
+
+/// Measures `op` from 1 and from 2 threads, alternating, and prints one table row:
+/// median operations per second of each and their ratio.
+fn one_vs_two_threads<F>(label: &str, window: Duration, op: F)
+where
+    F: AsyncFn(&mut Lane) + Sync,
+{
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        one.push(per_second(1, window, &op));
+        two.push(per_second(2, window, &op));
+    }
+    let (one, two) = (median(&mut one), median(&mut two));
+    println!("| {label} | {one:.0} | {two:.0} | {:.2} |", two / one);
+}
+
+/// Case 2 from 1 and 2 threads.
+fn scaling(runtime: &Runtime, window: Duration) {
+    println!();
+    println!(
+        "## Scaling: case 2 (existing session, read one value) from 1 and 2 threads, \
+         requests/s, median of {REPEATS} windows of {:.1} s",
+        window.as_secs_f64()
+    );
+    println!();
+    println!("| app | 1 thread | 2 threads | 2 / 1 |");
+    println!("| --- | ---: | ---: | ---: |");
+    for variant in [
+        Variant::Baseline,
+        Variant::Sessionware,
+        Variant::TowerSessions,
+    ] {
+        let first = runtime.block_on(App::new(variant));
+        // Each thread reads its own session, as two clients would.
+        let apps = [
+            first.clone(),
+            runtime.block_on(first.with_own_read_session()),
+        ];
+        one_vs_two_threads(variant.name(), window, async |lane: &mut Lane| {
+            apps[lane.index].call(Case::Read).await;
+        });
+    }
+}
+
+/// Case 6: each store alone, loads and saves from 1 and 2 threads.
+fn stores_alone(runtime: &Runtime, sessions: usize, window: Duration) {
+    println!();
+    println!(
+        "## Stores alone: {sessions} live sessions, random keys, operations/s, median of \
+         {REPEATS} windows of {:.1} s",
+        window.as_secs_f64()
+    );
+    println!();
+    println!("| store, operation | 1 thread | 2 threads | 2 / 1 |");
+    println!("| --- | ---: | ---: | ---: |");
+    let ours = runtime.block_on(SessionwareStore::filled(sessions, true));
+    one_vs_two_threads("sessionware load", window, async |lane: &mut Lane| {
+        ours.load(&mut lane.rng).await;
+    });
+    one_vs_two_threads("sessionware save", window, async |lane: &mut Lane| {
+        let Lane {
+            rng,
+            sessionware_record,
+            index,
+            lanes,
+            ..
+        } = lane;
+        ours.save(rng, sessionware_record, *index, *lanes).await;
+    });
+    drop(ours);
+    let theirs = runtime.block_on(TowerStore::filled(sessions, true));
+    one_vs_two_threads("tower-sessions load", window, async |lane: &mut Lane| {
+        theirs.load(&mut lane.rng).await;
+    });
+    one_vs_two_threads("tower-sessions save", window, async |lane: &mut Lane| {
+        let Lane {
+            rng,
+            tower_record,
+            index,
+            lanes,
+            ..
+        } = lane;
+        theirs.save(rng, tower_record, *index, *lanes).await;
+    });
+}
+
+/// Bytes per session of each store, each measured in a fresh process.
+fn memory() {
+    println!();
+    println!("## Memory: resident-set growth of a fresh process filling the store");
+    println!();
+    println!("| store | sessions | RSS growth (MiB) | bytes per session |");
+    println!("| --- | ---: | ---: | ---: |");
+    let exe = std::env::current_exe().expect("own path");
+    for sessions in [100_000u64, 1_000_000] {
+        for store in ["sessionware", "tower-sessions"] {
+            let output = Command::new(&exe)
+                .args(["--memory-child", store, &sessions.to_string()])
+                .output()
+                .expect("run the memory child");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let growth: u64 = String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse()
+                .expect("a byte count");
+            println!(
+                "| {store} | {sessions} | {:.1} | {:.0} |",
+                growth as f64 / (1024.0 * 1024.0),
+                growth as f64 / sessions as f64
+            );
+        }
+    }
+}
+
+/// In a fresh process: fills `store` with `sessions` sessions and prints the growth of the
+/// resident set in bytes.
+fn memory_child(store: &str, sessions: usize) {
+    let runtime = current_thread_runtime();
+    let before = resident_bytes();
+    let growth = match store {
+        "sessionware" => measure(&runtime, SessionwareStore::filled(sessions, false), before),
+        "tower-sessions" => measure(&runtime, TowerStore::filled(sessions, false), before),
+        other => panic!("unknown store {other}"),
+    };
+    println!("{growth}");
+}
+
+/// Resident-set growth since `before` once `fill` is done, with the store still alive.
+fn measure<T>(runtime: &Runtime, fill: impl Future<Output = T>, before: u64) -> u64 {
+    let store = runtime.block_on(fill);
+    let after = resident_bytes();
+    drop(store);
+    after.saturating_sub(before)
+}
+
+/// This process's resident set size, from `/proc/self/status`.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in kB");
+    kib * 1024
+}
