@@ -608,3 +608,13 @@ async fn rss_per_session_of_a_million_tower_sessions() {
     let per_session = (resident_bytes() - before) / MILLION;
     println!("tower-sessions MemoryStore: {per_session} bytes per session (RSS)");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dyn_store_over_memory_conforms_and_stays_immediate() {
+    let store = sessionware::DynStore::new(MemoryStore::default());
+    assert!(
+        sessionware::SessionStore::as_immediate(&store).is_some(),
+        "DynStore forwards the in-process fast path"
+    );
+    run_all(&store).await;
+}

@@ -42,6 +42,7 @@ pub async fn run_all<S: SessionStore + Clone>(store: &S) {
     user_index_follows_rotation_and_user_change(store).await;
     concurrent_saves_admit_one_winner(store).await;
     concurrent_creates_admit_one_winner(store).await;
+    immediate_methods_agree(store).await;
 }
 
 /// A fresh random store key.
@@ -533,6 +534,83 @@ pub async fn user_index_follows_rotation_and_user_change<S: SessionStore>(store:
         .revoke_user(&bob, None)
         .await
         .expect("revoke_user failed");
+}
+
+/// If the store is an [`ImmediateStore`](crate::store::ImmediateStore), its `*_now` methods
+/// behave as their async namesakes: each writes what the other reads.
+pub async fn immediate_methods_agree<S: SessionStore>(store: &S) {
+    let Some(immediate) = store.as_immediate() else {
+        return;
+    };
+    let now = now_millis();
+    let (key, moved_to) = (fresh_key(), fresh_key());
+    assert_eq!(
+        immediate.load_now(&key, now).expect("load_now failed"),
+        LoadOutcome::Missing
+    );
+    let record = sample_record(Some(&fresh_user()), r#"{"via":"create_now"}"#);
+    assert_eq!(
+        immediate
+            .create_now(&key, &record)
+            .expect("create_now failed"),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        immediate
+            .create_now(&key, &record)
+            .expect("create_now failed"),
+        CreateOutcome::Collision
+    );
+    assert_eq!(found(store, &key, now).await.as_ref(), Some(&record));
+
+    let mut next = record.clone();
+    next.version = 2;
+    next.data = br#"{"via":"save_now"}"#.to_vec();
+    assert_eq!(
+        immediate
+            .save_now(&key, &next, 7, now)
+            .expect("save_now failed"),
+        SaveOutcome::Conflict
+    );
+    assert_eq!(
+        immediate
+            .save_now(&key, &next, 1, now)
+            .expect("save_now failed"),
+        SaveOutcome::Saved
+    );
+    assert_eq!(
+        immediate.load_now(&key, now).expect("load_now failed"),
+        LoadOutcome::Found(next.clone())
+    );
+
+    let deadline = now + Duration::from_secs(7200);
+    assert!(
+        immediate
+            .touch_now(&key, now, deadline, now)
+            .expect("touch_now failed")
+    );
+    next.last_active = now;
+    next.expires_at = deadline;
+    assert_eq!(found(store, &key, now).await.as_ref(), Some(&next));
+
+    let mut moved = next.clone();
+    moved.version = 3;
+    assert_eq!(
+        immediate
+            .rotate_now(&key, &moved_to, &moved, 2, now)
+            .expect("rotate_now failed"),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        store.load(&key, now).await.expect("load failed"),
+        LoadOutcome::Missing
+    );
+    assert!(immediate.delete_now(&moved_to).expect("delete_now failed"));
+    assert!(!immediate.delete_now(&moved_to).expect("delete_now failed"));
+    assert_eq!(
+        store.load(&moved_to, now).await.expect("load failed"),
+        LoadOutcome::Missing
+    );
 }
 
 /// Of many saves racing on one version, exactly one wins.
