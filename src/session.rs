@@ -780,3 +780,16 @@ impl fmt::Debug for Session {
         debug.finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_is_cheap_to_clone_and_shareable_across_tasks() {
+        fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync_clone::<Session>();
+        // A clone shares the state: it is one reference-counted pointer.
+        assert_eq!(std::mem::size_of::<Session>(), std::mem::size_of::<usize>());
+    }
+}
