@@ -892,14 +892,12 @@ mod codec {
             let unit = (0..NANOS_PER_UNIT.len())
                 .rev()
                 .find(|&unit| {
-                    let per = NANOS_PER_UNIT[unit];
                     [created, last_active, expires]
                         .iter()
-                        .all(|nanos| nanos.rem_euclid(per) == 0)
+                        .all(|&nanos| divide_by_unit(nanos, unit).1 == 0)
                 })
                 .unwrap_or(0);
-            let per = NANOS_PER_UNIT[unit];
-            let created_units = created.div_euclid(per);
+            let created_units = divide_by_unit(created, unit).0;
 
             let mut numbers = [0_u128; 7];
             let mut count = 0;
@@ -909,8 +907,8 @@ mod codec {
             };
             push(u128::from(self.version));
             push(zigzag(created_units));
-            push(zigzag(last_active.div_euclid(per) - created_units));
-            push(zigzag(expires.div_euclid(per) - created_units));
+            push(zigzag(divide_by_unit(last_active, unit).0 - created_units));
+            push(zigzag(divide_by_unit(expires, unit).0 - created_units));
             let expiry_kind = match self.expiry {
                 None => EXPIRY_NONE,
                 Some(Expiry::OnInactivity(idle)) => {
@@ -1076,6 +1074,29 @@ mod codec {
 
     /// Nanoseconds since the epoch, negative before it. Exact for every `SystemTime`: a
     /// `Duration` has at most about 2^94 nanoseconds.
+    /// `nanos` divided by the unit's length (Euclidean quotient and remainder).
+    ///
+    /// Times between 1678 and 2262 fit an i64 of nanoseconds; there the divisor is a
+    /// constant of each arm and the division compiles to a multiplication, instead of the
+    /// 128-bit software division of the general case (a dozen of those made up a third of
+    /// a save).
+    fn divide_by_unit(nanos: i128, unit: usize) -> (i128, i128) {
+        if let Ok(nanos) = i64::try_from(nanos) {
+            let (quotient, remainder) = match unit {
+                0 => (nanos, 0),
+                1 => (nanos.div_euclid(1_000), nanos.rem_euclid(1_000)),
+                2 => (nanos.div_euclid(1_000_000), nanos.rem_euclid(1_000_000)),
+                _ => (
+                    nanos.div_euclid(1_000_000_000),
+                    nanos.rem_euclid(1_000_000_000),
+                ),
+            };
+            return (i128::from(quotient), i128::from(remainder));
+        }
+        let per = NANOS_PER_UNIT[unit];
+        (nanos.div_euclid(per), nanos.rem_euclid(per))
+    }
+
     fn nanos_since_epoch(time: SystemTime) -> i128 {
         match time.duration_since(UNIX_EPOCH) {
             Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
@@ -1084,6 +1105,12 @@ mod codec {
     }
 
     fn time_from_nanos(nanos: i128) -> Option<SystemTime> {
+        // Every time from 1970 to 2554 fits in a u64 of nanoseconds, and dividing a u64 by a
+        // constant is a multiplication: this path saves the two 128-bit divisions below,
+        // about a tenth of a load.
+        if let Ok(nanos) = u64::try_from(nanos) {
+            return UNIX_EPOCH.checked_add(Duration::from_nanos(nanos));
+        }
         let secs = nanos.div_euclid(NANOS_PER_SEC);
         let subsec = Duration::from_nanos(u64::try_from(nanos.rem_euclid(NANOS_PER_SEC)).ok()?);
         if secs >= 0 {
