@@ -55,6 +55,23 @@
 //!   counted ([`SessionLayer::security_events`]) and reported with `tracing` under the
 //!   target `sessionware::security`.
 //!
+//! # Design notes
+//!
+//! - Handlers take a plain [`Session`], whatever the store, so the handle reaches the store
+//!   through one type-erased pointer; the layer itself stays generic over its store. A store
+//!   call through that pointer costs one boxed future, except for stores that answer without
+//!   waiting: they implement [`ImmediateStore`] (as [`MemoryStore`] does, also behind
+//!   [`DynStore`]) and are called directly.
+//! - [`Session::update`] commits at once, together with the request's other pending changes,
+//!   so that its result is the committed value; an ID rotation requested earlier in the
+//!   request still waits for the response. A session that `update` created is deleted again
+//!   if the response is a server error.
+//! - When the session cookie's name appears more than once with two *different* validly
+//!   signed values, the request is anonymous and no cookie is removed: the outcome does not
+//!   depend on the order of the cookies, and neither session is harmed.
+//! - Time is read from the layer's [`Clock`] once for a request's reads and again before each
+//!   write, in whole milliseconds (what stores keep).
+//!
 //! # Features
 //!
 //! - `memory-store` (default): [`MemoryStore`].
