@@ -346,6 +346,9 @@ impl Calls {
 
 /// Wraps a store: counts every call, remembers every key it was given, and fails every
 /// operation while `failing` is set.
+///
+/// It does not forward `as_immediate`, so tests through it exercise the layer's async store
+/// path, while tests on a bare `MemoryStore` exercise the immediate one.
 #[derive(Clone)]
 pub struct Instrumented<S> {
     pub inner: S,
