@@ -319,11 +319,12 @@ impl Config {
             .get_or_init(|| CookieTemplate::new(&self.cookie))
     }
 
-    /// The record to store for `data` with this request's changes, on top of `base`.
+    /// The record to store for `values` (`None`: unchanged from `base`) with this
+    /// request's changes, on top of `base`.
     pub(crate) fn new_record(
         &self,
         base: Option<&Record>,
-        data: &Map<String, Value>,
+        values: Option<&Map<String, Value>>,
         changes: &Changes,
         now: SystemTime,
     ) -> Result<Record, SessionError> {
@@ -343,7 +344,12 @@ impl Config {
             last_active: now,
             expires_at: self.lifetime.expires_at(created_at, expiry, now),
             expiry,
-            data: serde_json::to_vec(data)?,
+            // Unparsed values are unchanged: the stored bytes are copied as they are.
+            data: match (values, base) {
+                (Some(values), _) => serde_json::to_vec(values)?,
+                (None, Some(base)) => base.data.clone(),
+                (None, None) => b"{}".to_vec(),
+            },
         })
     }
 
