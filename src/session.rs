@@ -255,10 +255,11 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: FnMut(Option<T>) -> T,
     {
-        let config = &self.shared.config;
-        let mut state = self.writable().await?;
-        let now = state.refresh_now(config);
+        let mut state = Self::check_writable(self.lock_loaded(true).await?)?;
+        let now = state.now(&self.shared.config);
         for _ in 0..MAX_CAS_ATTEMPTS {
+            // The write parses the values anyway: parse them before the read, not after it.
+            state.view_mut()?;
             let current = state.lookup(key)?;
             let next = f(current);
             let pending = state.changes.values.get(key).cloned();
@@ -394,9 +395,19 @@ impl Session {
 
     /// Locks the state with the stored session loaded.
     async fn loaded(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        self.lock_loaded(false).await
+    }
+
+    /// Locks the state with the stored session loaded; `refresh_now` reads the clock again
+    /// first (see [`State::refresh_now`]), so that a write that loads the session reads the
+    /// clock once, not twice.
+    async fn lock_loaded(&self, refresh_now: bool) -> Result<MutexGuard<'_, State>, SessionError> {
         self.shared.touched.store(true, Ordering::Release);
         let mut state = self.shared.state.lock().await;
         state.accessed = true;
+        if refresh_now {
+            state.refresh_now(&self.shared.config);
+        }
         if matches!(state.base, Base::Unloaded) {
             let now = state.now(&self.shared.config);
             self.load_incoming(&mut state, now).await?;
@@ -406,7 +417,10 @@ impl Session {
 
     /// Locks the state for a change: loaded, and not destroyed.
     async fn writable(&self) -> Result<MutexGuard<'_, State>, SessionError> {
-        let state = self.loaded().await?;
+        Self::check_writable(self.loaded().await?)
+    }
+
+    fn check_writable(state: MutexGuard<'_, State>) -> Result<MutexGuard<'_, State>, SessionError> {
         if state.interrupted {
             return Err(SessionError::Interrupted);
         }
@@ -422,12 +436,16 @@ impl Session {
             state.base = Base::Absent { stale: false };
             return Ok(());
         };
-        let id = incoming.id.clone();
-        let key = id.store_key();
-        match self.fetch(&key, now, true).await? {
+        let key = incoming.id.store_key();
+        let outcome = self.shared.config.load(&key, now).await?;
+        match self.live(outcome, now, true) {
             Some(record) => {
                 state.loaded_expiry = Some((record.expires_at, record.expiry));
-                state.base = Base::Stored { id, key, record };
+                state.base = Base::Stored {
+                    id: incoming.id.clone(),
+                    key,
+                    record,
+                };
                 state.rebase()
             }
             None => {
@@ -442,8 +460,8 @@ impl Session {
         let Base::Stored { key, .. } = &state.base else {
             return Ok(());
         };
-        let key = *key;
-        match self.fetch(&key, now, false).await? {
+        let outcome = self.shared.config.load(key, now).await?;
+        match self.live(outcome, now, false) {
             Some(fresh) => {
                 if let Base::Stored { record, .. } = &mut state.base {
                     *record = fresh;
@@ -457,21 +475,17 @@ impl Session {
         }
     }
 
-    /// Loads the record under `key`; `report` counts a rejected ID as a security event (it is
-    /// off for reloads, where a vanished record is an interruption, not a client's doing).
-    async fn fetch(
-        &self,
-        key: &StoreKey,
-        now: SystemTime,
-        report: bool,
-    ) -> Result<Option<Record>, SessionError> {
+    /// The live record in what a load found, if any; `report` counts a rejected ID as a
+    /// security event (it is off for reloads, where a vanished record is an interruption,
+    /// not a client's doing).
+    fn live(&self, outcome: LoadOutcome, now: SystemTime, report: bool) -> Option<Record> {
         let config = &self.shared.config;
-        let event = match config.load(key, now).await? {
+        let event = match outcome {
             LoadOutcome::Found(record)
                 if !record.is_expired(now)
                     && config.lifetime.absolute_deadline(record.created_at) > now =>
             {
-                return Ok(Some(record));
+                return Some(record);
             }
             LoadOutcome::Found(_) | LoadOutcome::Expired => SecurityEvent::Expired,
             LoadOutcome::Missing => SecurityEvent::Unknown,
@@ -479,7 +493,7 @@ impl Session {
         if report {
             config.report(event);
         }
-        Ok(None)
+        None
     }
 
     /// Marks the session as deleted by someone else: this request's changes are dropped and
