@@ -58,7 +58,7 @@ fn request_cases(criterion: &mut Criterion, runtime: &Runtime) {
     for case in Case::ALL {
         let mut group = criterion.benchmark_group(case.name());
         for app in &apps {
-            if app.variant == Variant::IdentityLayer && case != Case::NoCookie {
+            if app.variant.is_floor() && case != Case::NoCookie {
                 // The cost of any layer is the same in every case; case 1 shows it.
                 continue;
             }
@@ -256,14 +256,22 @@ fn print_summary(started: SystemTime) {
             us(over(theirs)),
         );
     }
-    if let (Some(identity), Some(base)) = (
-        median(Case::NoCookie.name(), Variant::IdentityLayer.name()),
-        median(Case::NoCookie.name(), Variant::Baseline.name()),
-    ) {
-        println!(
-            "Any layer through `Router::layer` (tower's `Identity`), case 1: overhead {:.3} µs",
-            (identity - base) / 1000.0
-        );
+    for (variant, what) in [
+        (
+            Variant::IdentityLayer,
+            "Any layer through `Router::layer` (tower's `Identity`)",
+        ),
+        (
+            Variant::HandleLayer,
+            "A layer that only inserts an `Arc` handle into the extensions",
+        ),
+    ] {
+        if let (Some(floor), Some(base)) = (
+            median(Case::NoCookie.name(), variant.name()),
+            median(Case::NoCookie.name(), Variant::Baseline.name()),
+        ) {
+            println!("{what}, case 1: overhead {:.3} µs", (floor - base) / 1000.0);
+        }
     }
     for (group, functions) in [
         (

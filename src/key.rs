@@ -176,7 +176,10 @@ impl Keyring {
             return None;
         }
         let id = SessionId::from_bytes(decode_32(&value[..43])?);
-        let tag = Zeroizing::new(decode_32(&value[44..])?);
+        // Not zeroized: the tag is no more secret than the cookie it was decoded from, whose
+        // bytes stay in the request's headers; wiping this copy protects nothing and took
+        // 32 volatile writes per request.
+        let tag = decode_32(&value[44..])?;
         if tags_equal(&self.current.session_tag(id.as_bytes()), &tag) {
             return Some((id, SignedWith::Current));
         }

@@ -54,6 +54,10 @@ pub(crate) enum Variant {
     /// through `Router::layer` (axum wraps and boxes each layered route once more), the
     /// floor of a session layer's overhead in this harness.
     IdentityLayer,
+    /// The baseline's routes behind a layer that only puts a fresh `Arc` handle into each
+    /// request's extensions: the least a lazy session layer does on a request that never
+    /// touches its session (one shared handle and its extension slot), the floor of case 1.
+    HandleLayer,
     /// `sessionware::SessionLayer` over `sessionware::MemoryStore`.
     Sessionware,
     /// `tower_sessions::SessionManagerLayer` over its `MemoryStore`, signed cookies.
@@ -61,12 +65,18 @@ pub(crate) enum Variant {
 }
 
 impl Variant {
-    pub(crate) const ALL: [Self; 4] = [
+    pub(crate) const ALL: [Self; 5] = [
         Self::Baseline,
         Self::IdentityLayer,
+        Self::HandleLayer,
         Self::Sessionware,
         Self::TowerSessions,
     ];
+
+    /// Whether the app is one of the layers measured in case 1 only, as floors.
+    pub(crate) fn is_floor(self) -> bool {
+        matches!(self, Self::IdentityLayer | Self::HandleLayer)
+    }
 
     /// Whether the app has sessions at all.
     pub(crate) fn has_sessions(self) -> bool {
@@ -77,6 +87,7 @@ impl Variant {
         match self {
             Self::Baseline => "baseline",
             Self::IdentityLayer => "identity-layer",
+            Self::HandleLayer => "handle-layer",
             Self::Sessionware => "sessionware",
             Self::TowerSessions => "tower-sessions",
         }
@@ -154,6 +165,14 @@ impl App {
         let router = match variant {
             Variant::Baseline => baseline::router(),
             Variant::IdentityLayer => baseline::router().layer(tower::layer::util::Identity::new()),
+            Variant::HandleLayer => baseline::router().layer(tower::util::MapRequestLayer::new(
+                |mut request: Request<Body>| {
+                    request
+                        .extensions_mut()
+                        .insert(Handle(std::sync::Arc::new(())));
+                    request
+                },
+            )),
             Variant::Sessionware => sessionware_app::router(),
             Variant::TowerSessions => tower_app::router(),
         };
@@ -283,7 +302,9 @@ impl App {
         for case in Case::ALL {
             let (set_cookie, _) = self.call_for_body(self.request(case)).await;
             let expected = match (self.variant, case) {
-                (Variant::Baseline | Variant::IdentityLayer, _) => Some(false),
+                (Variant::Baseline | Variant::IdentityLayer | Variant::HandleLayer, _) => {
+                    Some(false)
+                }
                 (_, Case::NewSession) => Some(true),
                 // sessionware re-sends the cookie after a write only when the idle deadline
                 // moved, which it keeps in whole milliseconds: a write in the same
@@ -619,3 +640,7 @@ pub(crate) fn percentile(values: &mut [f64], p: f64) -> f64 {
     let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
     values[low] + (values[high] - values[low]) * (rank - low as f64)
 }
+
+/// The extension of [`Variant::HandleLayer`].
+#[derive(Clone)]
+struct Handle(#[allow(dead_code)] std::sync::Arc<()>);
