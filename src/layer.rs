@@ -346,7 +346,14 @@ impl Config {
             expiry,
             // Unparsed values are unchanged: the stored bytes are copied as they are.
             data: match (values, base) {
-                (Some(values), _) => serde_json::to_vec(values)?,
+                (Some(values), base) => {
+                    // Sized from the stored data: growing from empty took three reallocations
+                    // for a small session, about a twentieth of an increment's cost.
+                    let capacity = base.map_or(0, |base| base.data.len()) + 64;
+                    let mut data = Vec::with_capacity(capacity);
+                    serde_json::to_writer(&mut data, values)?;
+                    data
+                }
                 (None, Some(base)) => base.data.clone(),
                 (None, None) => b"{}".to_vec(),
             },

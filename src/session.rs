@@ -92,7 +92,9 @@ enum Base {
     /// request's changes applied, is `State::view` (or `record.data` itself while the view is
     /// not parsed).
     Stored {
-        id: SessionId,
+        /// The session's ID, or `None` while it is the request's incoming one (which saves
+        /// a copy, and its wipe, on every load).
+        id: Option<SessionId>,
         key: StoreKey,
         record: Record,
     },
@@ -442,7 +444,7 @@ impl Session {
             Some(record) => {
                 state.loaded_expiry = Some((record.expires_at, record.expiry));
                 state.base = Base::Stored {
-                    id: incoming.id.clone(),
+                    id: None,
                     key,
                     record,
                 };
@@ -710,7 +712,12 @@ impl Session {
         }
         match &state.base {
             Base::Stored { id, record, .. } if !server_error => {
-                let same_id = incoming.as_ref().is_some_and(|incoming| incoming.id == *id);
+                let incoming_id = incoming.as_ref().map(|incoming| &incoming.id);
+                let Some(id) = id.as_ref().or(incoming_id) else {
+                    // Not reached: only the incoming session is stored without its ID.
+                    return nothing;
+                };
+                let same_id = incoming_id == Some(id);
                 let rekey = self.signed_with_previous_key();
                 let deadline_moved =
                     state.loaded_expiry != Some((record.expires_at, record.expiry));
@@ -793,11 +800,22 @@ impl State {
 
     fn set(&mut self, key: &str, value: Option<Value>) -> Result<(), SessionError> {
         let view = self.view_mut()?;
-        match &value {
-            Some(value) => view.insert(key.to_owned(), value.clone()),
-            None => view.remove(key),
-        };
-        self.changes.values.insert(key.to_owned(), value);
+        match (&value, view.get_mut(key)) {
+            // Replaced in place: `insert` would allocate a copy of the key only to drop it.
+            (Some(value), Some(slot)) => *slot = value.clone(),
+            (Some(value), None) => {
+                view.insert(key.to_owned(), value.clone());
+            }
+            (None, _) => {
+                view.remove(key);
+            }
+        }
+        match self.changes.values.get_mut(key) {
+            Some(slot) => *slot = value,
+            None => {
+                self.changes.values.insert(key.to_owned(), value);
+            }
+        }
         Ok(())
     }
 
@@ -818,7 +836,11 @@ impl State {
     /// Records that `record` is now stored under the new `id`: every pending change,
     /// including any rotation, is committed.
     fn settle(&mut self, id: SessionId, key: StoreKey, record: Record) {
-        self.base = Base::Stored { id, key, record };
+        self.base = Base::Stored {
+            id: Some(id),
+            key,
+            record,
+        };
         self.changes = Changes::default();
     }
 }
