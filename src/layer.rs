@@ -347,8 +347,8 @@ impl Config {
             // Unparsed values are unchanged: the stored bytes are copied as they are.
             data: match (values, base) {
                 (Some(values), base) => {
-                    // Sized from the stored data: growing from empty took three reallocations
-                    // for a small session, about a twentieth of an increment's cost.
+                    // Sized from the stored data, so that a session larger than the 128
+                    // bytes `serde_json::to_vec` starts with is written without regrowing.
                     let capacity = base.map_or(0, |base| base.data.len()) + 64;
                     let mut data = Vec::with_capacity(capacity);
                     serde_json::to_writer(&mut data, values)?;

@@ -854,7 +854,8 @@ fn parse_data(bytes: &[u8]) -> Result<Map<String, Value>, SessionError> {
 
 /// Reads the value under `key` straight from a stored JSON object, skipping the other
 /// entries without allocating. Agrees with parsing the object into a map and reading the
-/// key there (the last of duplicate keys wins). A value that is not a `T` is a
+/// key there (objects written by the layer have no duplicate keys; of duplicates, the last
+/// one is returned, as a map would keep it). A value that is not a `T` is a
 /// [`SessionError::Serialization`]; a malformed object is a store error, as it is for
 /// [`parse_data`].
 fn find_value<T: DeserializeOwned>(data: &[u8], key: &str) -> Result<Option<T>, SessionError> {

@@ -643,4 +643,6 @@ pub(crate) fn percentile(values: &mut [f64], p: f64) -> f64 {
 
 /// The extension of [`Variant::HandleLayer`].
 #[derive(Clone)]
-struct Handle(#[allow(dead_code)] std::sync::Arc<()>);
+struct Handle(
+    #[allow(dead_code, reason = "only held, to be dropped with the request")] std::sync::Arc<()>,
+);
