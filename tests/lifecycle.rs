@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use common::{Client, Instrumented, app, send};
-use sessionware::{DynStore, Key, ManualClock, MemoryStore, Session, SessionLayer};
+use common::{Client, Instrumented, app, send, store_key_of};
+use sessionware::{
+    DynStore, Key, LoadOutcome, ManualClock, MemoryStore, SaveOutcome, Session, SessionLayer,
+    SessionStore,
+};
 use tower::{ServiceBuilder, ServiceExt as _};
 
 #[tokio::test]
@@ -261,4 +264,49 @@ async fn the_vary_header_is_merged_with_the_handlers() {
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
     assert_eq!(vary, vec!["accept-encoding", "cookie"]);
+}
+
+#[tokio::test]
+async fn values_are_read_from_the_stored_record_and_a_corrupt_one_fails_only_value_reads() {
+    let store = MemoryStore::default();
+    let app = app().layer(SessionLayer::new(store.clone(), Key::generate()));
+    let mut browser = Client::new(app.clone());
+    browser.send("POST", "/login/alice").await;
+    browser.send("POST", "/set/theme/dark").await;
+    browser.send("POST", "/set/lang/en").await;
+
+    // Reads see every stored value; a write to one key keeps the others.
+    assert_eq!(browser.send("GET", "/get/theme").await.body, "dark");
+    browser.send("POST", "/set/theme/light").await;
+    assert_eq!(browser.send("GET", "/get/theme").await.body, "light");
+    assert_eq!(browser.send("GET", "/get/lang").await.body, "en");
+    assert_eq!(browser.send("GET", "/get/missing").await.body, "none");
+    browser.send("POST", "/remove/lang").await;
+    assert_eq!(browser.send("GET", "/get/lang").await.body, "none");
+    assert_eq!(browser.send("GET", "/get/theme").await.body, "light");
+
+    // Damage the stored values behind the layer's back.
+    let key = store_key_of(browser.cookie.as_deref().unwrap());
+    let now = std::time::SystemTime::now();
+    let LoadOutcome::Found(mut record) = store.load(&key, now).await.unwrap() else {
+        panic!("the session is stored");
+    };
+    let version = record.version;
+    record.version += 1;
+    record.data = b"{\"theme\": not json".to_vec();
+    assert_eq!(
+        store.save(&key, &record, version, now).await.unwrap(),
+        SaveOutcome::Saved
+    );
+
+    // Reading a value fails with a server error and sets no cookie; what does not need the
+    // values (the logged-in user) still works, and nothing was written over the record.
+    let reply = browser.send("GET", "/get/theme").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(reply.set_cookies().is_empty());
+    assert_eq!(browser.send("GET", "/user").await.body, "alice");
+    let LoadOutcome::Found(after) = store.load(&key, now).await.unwrap() else {
+        panic!("the session is still stored");
+    };
+    assert_eq!(after.data, record.data);
 }
