@@ -1,5 +1,7 @@
 //! Heap allocations the layer adds to a request, counted with a counting global allocator,
-//! and the store calls a forged cookie causes (none).
+//! and the store calls a forged cookie causes (none). Reading one value of an existing
+//! session (case 2) adds one allocation to an untouched one: the copy of the stored data
+//! the store hands out; the value is found in it without building a map.
 //!
 //! The allocator counts per thread, so tests running in parallel on other threads do not
 //! disturb a measurement. Each measurement drives a warmed-up service by polling its future
@@ -161,6 +163,15 @@ fn layer() -> SessionLayer<Instrumented<MemoryStore>> {
 /// A cookie of the right shape whose signature fails: a valid value with one character of
 /// the signed ID changed.
 fn forged_cookie() -> HeaderValue {
+    let (name, value) = new_session(layer());
+    HeaderValue::from_str(&format!("{name}={}", tamper(&value, 10))).expect("header")
+}
+
+/// Creates a session holding `{"n": 1}` through `layer`; returns its cookie's name and value.
+fn new_session<S>(layer: SessionLayer<S>) -> (String, String)
+where
+    S: sessionware::SessionStore,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -169,7 +180,7 @@ fn forged_cookie() -> HeaderValue {
             "/new",
             get(|session: Session| async move { session.insert("n", 1).await.map(|()| "ok") }),
         )
-        .layer(layer());
+        .layer(layer);
     let response = runtime
         .block_on(app.oneshot(Request::get("/new").body(Body::empty()).expect("request")))
         .expect("infallible");
@@ -182,7 +193,35 @@ fn forged_cookie() -> HeaderValue {
         .to_owned();
     let pair = set_cookie.split(';').next().expect("name=value");
     let (name, value) = pair.split_once('=').expect("name=value");
-    HeaderValue::from_str(&format!("{name}={}", tamper(value, 10))).expect("header")
+    (name.to_owned(), value.to_owned())
+}
+
+/// A response with one header, as a real handler's would have: the header map's storage
+/// is allocated by the handler, not by the layer's `Vary`.
+fn text_response() -> Response<String> {
+    let mut response = Response::new(String::new());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    response
+}
+
+/// The inner service of the read measurement, without the read.
+async fn text(_: Request<String>) -> Result<Response<String>, Infallible> {
+    Ok(text_response())
+}
+
+/// The inner service of the read measurement: reads one value of the session.
+async fn read_one(request: Request<String>) -> Result<Response<String>, Infallible> {
+    let session = request
+        .extensions()
+        .get::<Session>()
+        .expect("the layer's session")
+        .clone();
+    let value: Option<u64> = session.get("n").await.expect("a readable session");
+    assert_eq!(value, Some(1));
+    Ok(text_response())
 }
 
 #[test]
@@ -322,5 +361,35 @@ fn case5_a_forged_cookie_never_reaches_the_store() {
         calls.total(),
         0,
         "a forged cookie reached the store: {calls:?}"
+    );
+}
+
+#[test]
+fn case2_a_read_allocates_only_the_copy_of_the_stored_data() {
+    // A plain `MemoryStore`: the instrumented one keeps the boxed-future path on purpose.
+    let layer = || {
+        SessionLayer::new(
+            MemoryStore::default(),
+            Key::from_bytes(&[9; 32]).expect("32 bytes"),
+        )
+    };
+    let layer = layer();
+    let (name, value) = new_session(layer.clone());
+    let cookie = HeaderValue::from_str(&format!("{name}={value}")).expect("header");
+    let mut untouched = layer.clone().layer(tower::service_fn(text));
+    let mut read = layer.layer(tower::service_fn(read_one));
+    for _ in 0..4 {
+        allocations_per_call(&mut untouched, Some(&cookie), true);
+        allocations_per_call(&mut read, Some(&cookie), true);
+    }
+    let without = allocations_per_call(&mut untouched, Some(&cookie), true);
+    let with = allocations_per_call(&mut read, Some(&cookie), true);
+    eprintln!("case 2: session untouched {without}, one value read {with}");
+    // The record the store hands out owns a copy of the stored data; the value is read
+    // from it without building a map of the session's values.
+    assert!(
+        with - without <= 1,
+        "reading one value allocated {} times (untouched {without}, read {with})",
+        with - without
     );
 }
