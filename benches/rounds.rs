@@ -14,7 +14,10 @@
 //!   per case: the median per-request time of each app, and the median over rounds of the
 //!   per-round difference between an app and the baseline (its overhead), with the 25th and
 //!   75th percentiles of that difference. Noise from other processes hits neighbouring
-//!   blocks alike, so the differences are steadier than either time.
+//!   blocks alike, so the differences are steadier than either time. Shuffled in with them:
+//!   two layers that measure case 1's floors (`Identity`, and a layer that only inserts an
+//!   `Arc` handle), and two blocks without any app (`Floor`): one cookie check, and the read
+//!   floor (the check, SHA-256 of the ID, one map lookup).
 //! - `scaling`: case 2 driven from 1 and from 2 threads (each thread its own
 //!   current-thread runtime and its own session, all sharing one app), requests per second.
 //! - `stores`: case 6, each `MemoryStore` alone with `SESSIONWARE_STORE_SESSIONS` live
