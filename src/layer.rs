@@ -452,6 +452,10 @@ impl Config {
 
     /// Counts a security event and reports it with `tracing` (target
     /// `sessionware::security`), never with the raw cookie value.
+    ///
+    /// Every event is a `debug` event; the 1st, 2nd, 4th, 8th, ... of each kind is also at
+    /// `info`, with the running total: a flood of forged cookies is counted in full but
+    /// cannot flood the logs (a million of them make 20 `info` lines).
     pub(crate) fn report(&self, event: SecurityEvent) {
         let counter = match event {
             SecurityEvent::Forged => &self.events.forged,
@@ -460,8 +464,12 @@ impl Config {
             SecurityEvent::Unknown => &self.events.unknown,
             SecurityEvent::Interrupted => &self.events.interrupted,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(target: "sessionware::security", event = event.name(), "session cookie rejected or session interrupted");
+        let total = counter.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if total.is_power_of_two() {
+            tracing::info!(target: "sessionware::security", event = event.name(), total, "session cookie rejected or session interrupted");
+        } else {
+            tracing::debug!(target: "sessionware::security", event = event.name(), total, "session cookie rejected or session interrupted");
+        }
     }
 }
 
@@ -516,8 +524,11 @@ impl SecurityCounters {
 
 /// Counts of security-relevant events seen by a [`SessionLayer`].
 ///
-/// Each is also reported as a `tracing` event with target `sessionware::security` and an
-/// `event` field naming its kind; neither carries the cookie value or the session ID.
+/// Each is also reported as a `tracing` event with target `sessionware::security`, an
+/// `event` field naming its kind and a `total` field counting that kind so far: at `debug`
+/// level every one, at `info` the 1st, 2nd, 4th, 8th, ... of each kind (so that an attacker
+/// sending forged cookies cannot flood the logs). Neither carries the cookie value or the
+/// session ID.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SecurityEvents {

@@ -53,7 +53,7 @@
 //!   other, and a session deleted by a concurrent logout is never recreated.
 //! - Bad client input is never an error: it is an anonymous session. Rejected cookies are
 //!   counted ([`SessionLayer::security_events`]) and reported with `tracing` under the
-//!   target `sessionware::security`.
+//!   target `sessionware::security` (every one at `debug`, sparsely at `info`).
 //!
 //! # Design notes
 //!

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
-use common::{Client, Instrumented, Reply, app, send, store_key_of, tamper};
+use common::{Client, Instrumented, Reply, app, capture_tracing, send, store_key_of, tamper};
 use sessionware::{
     ConfigError, CreateOutcome, Key, LoadOutcome, ManualClock, MemoryStore, Record, SameSite,
     SessionLayer, SessionStore, StoreKey,
@@ -372,45 +372,6 @@ async fn s10_stores_are_keyed_by_sha256_and_a_store_key_is_no_cookie() {
 }
 
 /// Collects everything `tracing` emits while it is the default subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// Installs (once per test binary) a global subscriber that records every event at every
-/// level. A global one, because per-thread subscribers race on tracing's global level hint
-/// when tests run in parallel. All tests share the buffer, which only makes the "never
-/// appears" checks stricter.
-fn capture_tracing() -> (Captured, ()) {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    let captured = CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(captured.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        captured
-    });
-    (captured.clone(), ())
-}
-
 #[tokio::test]
 async fn s11_the_raw_id_never_appears_in_logs_or_debug_output() {
     let (captured, _guard) = capture_tracing();
@@ -428,7 +389,7 @@ async fn s11_the_raw_id_never_appears_in_logs_or_debug_output() {
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     s.store.set_failing(false);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("sessionware::security"),
         "security events are logged: {logs}"
@@ -1131,7 +1092,7 @@ async fn s34_rejected_ids_are_counted_and_reported_without_the_raw_value() {
     assert_eq!(events.forged, 2);
     assert_eq!(events.unknown, 1);
     assert_eq!(events.expired, 1);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for kind in ["forged", "unknown", "expired"] {
         assert!(
             logs.lines()

@@ -458,3 +458,50 @@ impl<S: SessionStore> SessionStore for Instrumented<S> {
         self.inner.revoke(handle).await
     }
 }
+
+/// A `tracing` writer that keeps what is written, for tests that read the logs.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("UTF-8 logs")
+    }
+}
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs (once per test binary) a global subscriber that records every event at every
+/// level. A global one, because per-thread subscribers race on tracing's global level hint
+/// when tests run in parallel. All tests share the buffer, which only makes the "never
+/// appears" checks stricter.
+pub fn capture_tracing() -> (Captured, ()) {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let captured = CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        captured
+    });
+    (captured.clone(), ())
+}
