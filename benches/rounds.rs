@@ -231,9 +231,8 @@ fn interleaved_rounds(runtime: &Runtime, rounds: usize, per_block: usize) {
             // tower-sessions' case 3b is its case 3 (it has only get + insert).
             let duplicate =
                 app.variant == Variant::TowerSessions && case == Case::IncrementGetInsert;
-            // Any layer costs the same in every case; case 1 shows it.
-            let identity_elsewhere = app.variant.is_floor() && case != Case::NoCookie;
-            if !duplicate && !identity_elsewhere {
+            // A floor is measured only in the cases it bounds.
+            if !duplicate && app.variant.measures(case) {
                 blocks.push((index, case));
             }
         }
@@ -334,24 +333,47 @@ fn interleaved_rounds(runtime: &Runtime, rounds: usize, per_block: usize) {
         );
     }
     println!();
-    for (variant, what) in [
+    for (variant, case, what) in [
         (
             Variant::IdentityLayer,
+            Case::NoCookie,
             "Any layer through `Router::layer` (tower's `Identity`)",
         ),
         (
             Variant::HandleLayer,
+            Case::NoCookie,
             "A layer that only inserts an `Arc` handle into the extensions",
         ),
+        (
+            Variant::MinimalSession,
+            Case::NoCookie,
+            "The minimal session layer (benches/common/minimal.rs)",
+        ),
+        (
+            Variant::MinimalSession,
+            Case::Read,
+            "The minimal session layer (benches/common/minimal.rs)",
+        ),
+        (
+            Variant::MinimalSession,
+            Case::Increment,
+            "The minimal session layer (benches/common/minimal.rs)",
+        ),
+        (
+            Variant::MinimalSession,
+            Case::Forged,
+            "The minimal session layer (benches/common/minimal.rs)",
+        ),
     ] {
-        let base = series(Variant::Baseline, Case::NoCookie);
-        let mut diffs: Vec<f64> = series(variant, Case::NoCookie)
+        let base = series(Variant::Baseline, case);
+        let mut diffs: Vec<f64> = series(variant, case)
             .iter()
             .zip(base)
             .map(|(app, base)| (app - base) / 1000.0)
             .collect();
         println!(
-            "{what}, case 1: overhead {:.3} [{:.3}, {:.3}] µs",
+            "{what}, {}: overhead {:.3} [{:.3}, {:.3}] µs",
+            case.name(),
             median(&mut diffs),
             percentile(&mut diffs, 0.25),
             percentile(&mut diffs, 0.75)

@@ -24,6 +24,8 @@
 // Each benchmark target uses part of this module.
 #![allow(dead_code)]
 
+mod minimal;
+
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
@@ -58,6 +60,9 @@ pub(crate) enum Variant {
     /// request's extensions: the least a lazy session layer does on a request that never
     /// touches its session (one shared handle and its extension slot), the floor of case 1.
     HandleLayer,
+    /// The least a layer built to the design can do to serve a session read
+    /// ([`minimal`]): the floor of cases 1, 2, 3 and 5 (measured in those only).
+    MinimalSession,
     /// `sessionware::SessionLayer` over `sessionware::MemoryStore`.
     Sessionware,
     /// `tower_sessions::SessionManagerLayer` over its `MemoryStore`, signed cookies.
@@ -65,22 +70,33 @@ pub(crate) enum Variant {
 }
 
 impl Variant {
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Baseline,
         Self::IdentityLayer,
         Self::HandleLayer,
+        Self::MinimalSession,
         Self::Sessionware,
         Self::TowerSessions,
     ];
 
-    /// Whether the app is one of the layers measured in case 1 only, as floors.
-    pub(crate) fn is_floor(self) -> bool {
-        matches!(self, Self::IdentityLayer | Self::HandleLayer)
+    /// Whether `case` is measured for this app: the floors only in the cases they bound.
+    pub(crate) fn measures(self, case: Case) -> bool {
+        match self {
+            Self::IdentityLayer | Self::HandleLayer => case == Case::NoCookie,
+            Self::MinimalSession => matches!(
+                case,
+                Case::NoCookie | Case::Read | Case::Increment | Case::Forged
+            ),
+            Self::Baseline | Self::Sessionware | Self::TowerSessions => true,
+        }
     }
 
     /// Whether the app has sessions at all.
     pub(crate) fn has_sessions(self) -> bool {
-        matches!(self, Self::Sessionware | Self::TowerSessions)
+        matches!(
+            self,
+            Self::MinimalSession | Self::Sessionware | Self::TowerSessions
+        )
     }
 
     pub(crate) fn name(self) -> &'static str {
@@ -88,6 +104,7 @@ impl Variant {
             Self::Baseline => "baseline",
             Self::IdentityLayer => "identity-layer",
             Self::HandleLayer => "handle-layer",
+            Self::MinimalSession => "minimal-session",
             Self::Sessionware => "sessionware",
             Self::TowerSessions => "tower-sessions",
         }
@@ -173,6 +190,7 @@ impl App {
                     request
                 },
             )),
+            Variant::MinimalSession => minimal::router(),
             Variant::Sessionware => sessionware_app::router(),
             Variant::TowerSessions => tower_app::router(),
         };
@@ -306,6 +324,8 @@ impl App {
                     Some(false)
                 }
                 (_, Case::NewSession) => Some(true),
+                // The minimal layer has no write paths besides creation (see `minimal`).
+                (Variant::MinimalSession, _) => Some(false),
                 // sessionware re-sends the cookie after a write only when the idle deadline
                 // moved, which it keeps in whole milliseconds: a write in the same
                 // millisecond as the previous one sends none.

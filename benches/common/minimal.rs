@@ -1,0 +1,276 @@
+//! The least a layer built to the design can do to serve a session read: a floor for cases
+//! 1, 2, 3 and 5, measured in the same rounds as the real layers.
+//!
+//! It does exactly the work the design makes every request pay, each step in its cheapest
+//! form, and nothing else:
+//!
+//! - find the cookie by name, check its length, base64-decode the ID and the tag, check the
+//!   tag with a pre-keyed HMAC-SHA256 in constant time;
+//! - put a fresh `Arc` handle into the request's extensions and call the inner service at
+//!   once, with a named response future;
+//! - on a read: SHA-256 of the ID, one lookup in a sharded map (`DashMap`, as
+//!   `MemoryStore`), the idle deadline checked against the system clock, and the value
+//!   deserialized straight from the stored JSON under the shard's read lock (not even
+//!   copied out);
+//! - on an increment: the same read under the shard's write lock, the value serialized
+//!   back and stored with a new idle deadline;
+//! - on the response: `Vary: Cookie` when the session was read.
+//!
+//! What it leaves out, and a real layer cannot: a per-request lock (two handlers' clones of
+//! one handle may run at once), change tracking, the absolute timeout and the touch
+//! interval, the store trait, security-event counters, an asynchronous `get` (a store may
+//! have to wait), and every write path but the increment's. So sessionware's overhead minus this one's is what
+//! all of that costs, and a target below this layer's overhead is below the floor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::header::{COOKIE, SET_COOKIE, VARY};
+use axum::http::{HeaderValue, Request, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dashmap::DashMap;
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use sha2::{Digest as _, Sha256};
+use tower::{Layer, Service};
+
+use super::{COOKIE_NAME, IDLE_TIMEOUT};
+
+/// The stored session: its idle deadline and its values as JSON.
+struct Entry {
+    expires_at_ms: u64,
+    data: Box<[u8]>,
+}
+
+struct Shared {
+    /// HMAC-SHA256 keyed, with the purpose label already absorbed.
+    keyed: Hmac<Sha256>,
+    store: DashMap<[u8; 32], Entry>,
+}
+
+/// The layer.
+#[derive(Clone)]
+pub(crate) struct MinimalLayer(Arc<Shared>);
+
+impl MinimalLayer {
+    pub(crate) fn new() -> Self {
+        let mut keyed = Hmac::<Sha256>::new_from_slice(&[7; 32]).expect("any key length");
+        keyed.update(b"sessionware/session/v1");
+        Self(Arc::new(Shared {
+            keyed,
+            store: DashMap::new(),
+        }))
+    }
+}
+
+impl<S> Layer<S> for MinimalLayer {
+    type Service = MinimalService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MinimalService {
+            inner,
+            shared: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct MinimalService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// The per-request handle, as the handler extracts it.
+#[derive(Clone)]
+pub(crate) struct MinimalSession(Arc<State>);
+
+struct State {
+    shared: Arc<Shared>,
+    id: Option<[u8; 32]>,
+    read: AtomicBool,
+}
+
+impl MinimalSession {
+    /// Reads the `u64` stored under `counter`, if the session exists and is live.
+    pub(crate) fn counter(&self) -> Option<u64> {
+        self.0.read.store(true, Ordering::Relaxed);
+        let id = self.0.id.as_ref()?;
+        let key: [u8; 32] = Sha256::digest(id).into();
+        let entry = self.0.shared.store.get(&key)?;
+        if entry.expires_at_ms <= now_ms() {
+            return None;
+        }
+        serde_json::from_slice::<Values>(&entry.data)
+            .ok()
+            .map(|values| values.counter)
+    }
+
+    /// Adds one to the `u64` stored under `counter` and returns the new value: the read
+    /// above, then the value serialized back to JSON and written, with a new idle deadline,
+    /// under the shard's write lock (which is what makes it atomic). No `Set-Cookie`:
+    /// sessionware sends one only when the deadline moved by a millisecond, which a tight
+    /// loop rarely sees.
+    pub(crate) fn increment(&self) -> Option<u64> {
+        self.0.read.store(true, Ordering::Relaxed);
+        let id = self.0.id.as_ref()?;
+        let key: [u8; 32] = Sha256::digest(id).into();
+        let mut entry = self.0.shared.store.get_mut(&key)?;
+        let now = now_ms();
+        if entry.expires_at_ms <= now {
+            return None;
+        }
+        let mut values = serde_json::from_slice::<Values>(&entry.data).ok()?;
+        values.counter += 1;
+        entry.data = serde_json::to_vec(&values).ok()?.into_boxed_slice();
+        entry.expires_at_ms = now + idle_ms();
+        Some(values.counter)
+    }
+
+    /// Creates a session holding `{"counter": 1}` and returns its `Set-Cookie` value (for
+    /// the setup of the benchmarks only; not a measured path).
+    pub(crate) fn create(&self) -> HeaderValue {
+        let id: [u8; 32] = rand::random();
+        let key: [u8; 32] = Sha256::digest(id).into();
+        self.0.shared.store.insert(
+            key,
+            Entry {
+                expires_at_ms: now_ms() + idle_ms(),
+                data: br#"{"counter":1}"#.to_vec().into_boxed_slice(),
+            },
+        );
+        let mut mac = self.0.shared.keyed.clone();
+        mac.update(&id);
+        let tag = mac.finalize().into_bytes();
+        let value = format!(
+            "{COOKIE_NAME}={}.{}; Path=/; Secure; HttpOnly; SameSite=Lax",
+            URL_SAFE_NO_PAD.encode(id),
+            URL_SAFE_NO_PAD.encode(tag)
+        );
+        HeaderValue::from_str(&value).expect("a valid header")
+    }
+}
+
+/// The session's values, as the benchmarks store them.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Values {
+    counter: u64,
+}
+
+fn idle_ms() -> u64 {
+    u64::try_from(IDLE_TIMEOUT.as_millis()).expect("small")
+}
+
+fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    since.as_secs() * 1000 + u64::from(since.subsec_millis())
+}
+
+impl<S> MinimalService<S> {
+    fn verified_id(&self, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+        let header = headers.get(COOKIE)?.to_str().ok()?;
+        let value = header
+            .split(';')
+            .map(str::trim)
+            .find_map(|pair| pair.strip_prefix(COOKIE_NAME)?.strip_prefix('='))?;
+        if value.len() != 87 {
+            return None;
+        }
+        let (id, tag) = value.split_once('.')?;
+        let (mut id_bytes, mut tag_bytes) = ([0u8; 32], [0u8; 32]);
+        URL_SAFE_NO_PAD.decode_slice(id, &mut id_bytes).ok()?;
+        URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_bytes).ok()?;
+        let mut mac = self.shared.keyed.clone();
+        mac.update(&id_bytes);
+        mac.verify_slice(&tag_bytes).ok()?;
+        Some(id_bytes)
+    }
+}
+
+impl<S, B, R> Service<Request<B>> for MinimalService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = MinimalFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let session = MinimalSession(Arc::new(State {
+            shared: self.shared.clone(),
+            id: self.verified_id(request.headers()),
+            read: AtomicBool::new(false),
+        }));
+        request.extensions_mut().insert(session.clone());
+        MinimalFuture {
+            future: self.inner.call(request),
+            session: Some(session),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub(crate) struct MinimalFuture<F> {
+        #[pin]
+        future: F,
+        session: Option<MinimalSession>,
+    }
+}
+
+impl<F, R, E> Future for MinimalFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.future.poll(cx))?;
+        let session = this.session.take().expect("polled after completion");
+        if session.0.read.load(Ordering::Relaxed) {
+            response
+                .headers_mut()
+                .append(VARY, HeaderValue::from_static("cookie"));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// The routes of the minimal app (the same paths as the others; only `/read` and `/new`
+/// use the session).
+pub(super) fn router() -> axum::Router {
+    use axum::Extension;
+    use axum::routing::{get, post};
+
+    axum::Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .route(
+            "/read",
+            get(|Extension(session): Extension<MinimalSession>| async move {
+                session.counter().unwrap_or(0).to_string()
+            }),
+        )
+        .route(
+            "/increment",
+            post(|Extension(session): Extension<MinimalSession>| async move {
+                session.increment().unwrap_or(0).to_string()
+            }),
+        )
+        .route("/increment-get-insert", post(|| async { 1u64.to_string() }))
+        .route(
+            "/new",
+            post(|Extension(session): Extension<MinimalSession>| async move {
+                ([(SET_COOKIE, session.create())], 1u64.to_string())
+            }),
+        )
+        .layer(MinimalLayer::new())
+}
