@@ -789,24 +789,27 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// The compact encoding of a [`Record`]: one allocation per session.
+/// The encoding of a [`Record`]: one allocation per session.
 ///
-/// Layout, integers as LEB128 varints and signed ones zigzag-encoded:
+/// Layout, every integer little-endian and of fixed width, so that a load reads its fields
+/// at known offsets (a varint layout was 14 bytes smaller per session, and its decoding took
+/// a fifth of a session read in the layer):
 ///
 /// ```text
-/// flags: u8          bits 0-1: time unit (ns, µs, ms, s); bit 2: has user;
-///                    bits 3-4: expiry (none, on inactivity, at date-time, on browser close)
-/// version            varint
-/// created_at         zigzag varint, units since the epoch
-/// last_active        zigzag varint, units after created_at
-/// expires_at         zigzag varint, units after created_at
-/// [expiry]           on inactivity: secs varint, nanos varint; at date-time: zigzag ns
-/// [user]             length varint, UTF-8 bytes
+/// flags: u8          bit 0: times in whole milliseconds; bit 1: has user;
+///                    bits 2-3: expiry (none, on inactivity, at date-time, on browser close)
+/// version            u64
+/// created_at         the time, as below
+/// last_active        the time
+/// expires_at         the time
+/// [expiry]           on inactivity: secs u64, nanos u32; at date-time: secs i64, nanos u32
+/// [user]             length u64, UTF-8 bytes
 /// data               the rest
 /// ```
 ///
-/// The unit is the coarsest that represents all three times exactly, so times written by a
-/// millisecond clock take a few bytes each, and every time round-trips exactly.
+/// A time is an i64 of milliseconds since the epoch (negative before it) when all three are
+/// whole milliseconds, as the layer's clock writes them; otherwise seconds (i64, rounded
+/// down) and nanoseconds (u32) since the epoch. Every time round-trips exactly.
 mod codec {
     use std::fmt;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -815,16 +818,16 @@ mod codec {
     use crate::expiry::Expiry;
     use crate::store::Record;
 
-    const NANOS_PER_UNIT: [i128; 4] = [1, 1_000, 1_000_000, 1_000_000_000];
-    const UNIT_MASK: u8 = 0b0000_0011;
-    const HAS_USER: u8 = 0b0000_0100;
-    const EXPIRY_SHIFT: u32 = 3;
-    const EXPIRY_MASK: u8 = 0b0001_1000;
+    const WHOLE_MILLIS: u8 = 0b0000_0001;
+    const HAS_USER: u8 = 0b0000_0010;
+    const EXPIRY_SHIFT: u32 = 2;
+    const EXPIRY_MASK: u8 = 0b0000_1100;
     const EXPIRY_NONE: u8 = 0;
     const EXPIRY_ON_INACTIVITY: u8 = 1;
     const EXPIRY_AT_DATE_TIME: u8 = 2;
     const EXPIRY_ON_BROWSER_CLOSE: u8 = 3;
-    const NANOS_PER_SEC: i128 = 1_000_000_000;
+    const NANOS_PER_SEC: u32 = 1_000_000_000;
+    const NANOS_PER_MILLI: u32 = 1_000_000;
 
     /// A record as stored, borrowing its user and data from the encoding.
     #[derive(Debug, Clone, Copy)]
@@ -886,60 +889,51 @@ mod codec {
         }
 
         pub(super) fn encode(&self) -> Box<[u8]> {
-            let created = nanos_since_epoch(self.created_at);
-            let last_active = nanos_since_epoch(self.last_active);
-            let expires = nanos_since_epoch(self.expires_at);
-            let unit = (0..NANOS_PER_UNIT.len())
-                .rev()
-                .find(|&unit| {
-                    [created, last_active, expires]
-                        .iter()
-                        .all(|&nanos| divide_by_unit(nanos, unit).1 == 0)
-                })
-                .unwrap_or(0);
-            let created_units = divide_by_unit(created, unit).0;
-
-            let mut numbers = [0_u128; 7];
-            let mut count = 0;
-            let mut push = |number: u128| {
-                numbers[count] = number;
-                count += 1;
+            let times = [self.created_at, self.last_active, self.expires_at].map(split);
+            let millis = times.map(|(secs, nanos)| to_millis(secs, nanos));
+            let whole_millis = millis.iter().all(Option::is_some);
+            let (expiry_kind, expiry_len) = match self.expiry {
+                None => (EXPIRY_NONE, 0),
+                Some(Expiry::OnInactivity(_)) => (EXPIRY_ON_INACTIVITY, 12),
+                Some(Expiry::AtDateTime(_)) => (EXPIRY_AT_DATE_TIME, 12),
+                Some(Expiry::OnBrowserClose) => (EXPIRY_ON_BROWSER_CLOSE, 0),
             };
-            push(u128::from(self.version));
-            push(zigzag(created_units));
-            push(zigzag(divide_by_unit(last_active, unit).0 - created_units));
-            push(zigzag(divide_by_unit(expires, unit).0 - created_units));
-            let expiry_kind = match self.expiry {
-                None => EXPIRY_NONE,
-                Some(Expiry::OnInactivity(idle)) => {
-                    push(u128::from(idle.as_secs()));
-                    push(u128::from(idle.subsec_nanos()));
-                    EXPIRY_ON_INACTIVITY
-                }
-                Some(Expiry::AtDateTime(at)) => {
-                    push(zigzag(nanos_since_epoch(at)));
-                    EXPIRY_AT_DATE_TIME
-                }
-                Some(Expiry::OnBrowserClose) => EXPIRY_ON_BROWSER_CLOSE,
-            };
-            let mut flags = unit as u8 | (expiry_kind << EXPIRY_SHIFT);
-            if let Some(user) = self.user {
-                flags |= HAS_USER;
-                push(user.len() as u128);
+            let mut flags = expiry_kind << EXPIRY_SHIFT;
+            if whole_millis {
+                flags |= WHOLE_MILLIS;
             }
-            let numbers = &numbers[..count];
-
+            if self.user.is_some() {
+                flags |= HAS_USER;
+            }
             let len = 1
-                + numbers.iter().map(|&n| varint_len(n)).sum::<usize>()
-                + self.user.map_or(0, str::len)
+                + 8
+                + if whole_millis { 3 * 8 } else { 3 * 12 }
+                + expiry_len
+                + self.user.map_or(0, |user| 8 + user.len())
                 + self.data.len();
             // Exactly sized, so that the conversion to a boxed slice does not reallocate.
             let mut out = Vec::with_capacity(len);
             out.push(flags);
-            for &number in numbers {
-                put_varint(&mut out, number);
+            out.extend_from_slice(&self.version.to_le_bytes());
+            for (index, (secs, nanos)) in times.into_iter().enumerate() {
+                match millis[index] {
+                    Some(millis) if whole_millis => out.extend_from_slice(&millis.to_le_bytes()),
+                    _ => put_exact(&mut out, secs, nanos),
+                }
+            }
+            match self.expiry {
+                Some(Expiry::OnInactivity(idle)) => {
+                    out.extend_from_slice(&idle.as_secs().to_le_bytes());
+                    out.extend_from_slice(&idle.subsec_nanos().to_le_bytes());
+                }
+                Some(Expiry::AtDateTime(at)) => {
+                    let (secs, nanos) = split(at);
+                    put_exact(&mut out, secs, nanos);
+                }
+                None | Some(Expiry::OnBrowserClose) => {}
             }
             if let Some(user) = self.user {
+                out.extend_from_slice(&(user.len() as u64).to_le_bytes());
                 out.extend_from_slice(user.as_bytes());
             }
             out.extend_from_slice(self.data);
@@ -947,47 +941,41 @@ mod codec {
         }
 
         pub(super) fn decode(bytes: &'a [u8]) -> Result<Self, CorruptRecord> {
-            let mut reader = Reader { bytes, pos: 0 };
-            let flags = reader.byte()?;
-            if flags & !(UNIT_MASK | HAS_USER | EXPIRY_MASK) != 0 {
+            let mut reader = Reader { bytes };
+            let flags = reader.u8()?;
+            if flags & !(WHOLE_MILLIS | HAS_USER | EXPIRY_MASK) != 0 {
                 return Err(CorruptRecord("unknown flags"));
             }
-            let per = NANOS_PER_UNIT[usize::from(flags & UNIT_MASK)];
-            let version = u64::try_from(reader.varint()?)
-                .map_err(|_| CorruptRecord("version out of range"))?;
-            let created_units = unzigzag(reader.varint()?);
-            let time_after_created = |offset: i128| {
-                created_units
-                    .checked_add(offset)
-                    .and_then(|units| units.checked_mul(per))
-                    .and_then(time_from_nanos)
-                    .ok_or(CorruptRecord("time out of range"))
+            let version = reader.u64()?;
+            let mut time = || {
+                if flags & WHOLE_MILLIS != 0 {
+                    let millis = reader.i64()?;
+                    let nanos = millis.rem_euclid(1_000) as u32 * NANOS_PER_MILLI;
+                    join(millis.div_euclid(1_000), nanos)
+                } else {
+                    reader.exact()
+                }
             };
-            let created_at = time_after_created(0)?;
-            let last_active = time_after_created(unzigzag(reader.varint()?))?;
-            let expires_at = time_after_created(unzigzag(reader.varint()?))?;
+            let created_at = time()?;
+            let last_active = time()?;
+            let expires_at = time()?;
             let expiry = match (flags & EXPIRY_MASK) >> EXPIRY_SHIFT {
                 EXPIRY_NONE => None,
                 EXPIRY_ON_INACTIVITY => {
-                    let secs = u64::try_from(reader.varint()?);
-                    let nanos = u32::try_from(reader.varint()?);
-                    match (secs, nanos) {
-                        (Ok(secs), Ok(nanos)) if nanos < 1_000_000_000 => {
-                            Some(Expiry::OnInactivity(Duration::new(secs, nanos)))
-                        }
-                        _ => return Err(CorruptRecord("idle duration out of range")),
+                    let secs = reader.u64()?;
+                    let nanos = reader.u32()?;
+                    if nanos >= NANOS_PER_SEC {
+                        return Err(CorruptRecord("idle duration out of range"));
                     }
+                    Some(Expiry::OnInactivity(Duration::new(secs, nanos)))
                 }
-                EXPIRY_AT_DATE_TIME => Some(Expiry::AtDateTime(
-                    time_from_nanos(unzigzag(reader.varint()?))
-                        .ok_or(CorruptRecord("deadline out of range"))?,
-                )),
+                EXPIRY_AT_DATE_TIME => Some(Expiry::AtDateTime(reader.exact()?)),
                 _ => Some(Expiry::OnBrowserClose),
             };
             let user = if flags & HAS_USER == 0 {
                 None
             } else {
-                let len = usize::try_from(reader.varint()?)
+                let len = usize::try_from(reader.u64()?)
                     .map_err(|_| CorruptRecord("user length out of range"))?;
                 let user = std::str::from_utf8(reader.take(len)?)
                     .map_err(|_| CorruptRecord("user is not UTF-8"))?;
@@ -1000,128 +988,103 @@ mod codec {
                 last_active,
                 expires_at,
                 expiry,
-                data: reader.rest(),
+                data: reader.bytes,
             })
         }
     }
 
+    /// Reads fields off the front of an encoding.
     struct Reader<'a> {
         bytes: &'a [u8],
-        pos: usize,
     }
 
     impl<'a> Reader<'a> {
-        fn byte(&mut self) -> Result<u8, CorruptRecord> {
-            let byte = *self.bytes.get(self.pos).ok_or(CorruptRecord("truncated"))?;
-            self.pos += 1;
-            Ok(byte)
-        }
-
-        fn varint(&mut self) -> Result<u128, CorruptRecord> {
-            let mut value = 0_u128;
-            let mut shift = 0_u32;
-            loop {
-                let byte = self.byte()?;
-                if shift >= u128::BITS {
-                    return Err(CorruptRecord("varint too long"));
-                }
-                value |= u128::from(byte & 0x7f) << shift;
-                if byte & 0x80 == 0 {
-                    return Ok(value);
-                }
-                shift += 7;
-            }
-        }
-
         fn take(&mut self, len: usize) -> Result<&'a [u8], CorruptRecord> {
-            let end = self
-                .pos
-                .checked_add(len)
-                .ok_or(CorruptRecord("truncated"))?;
-            let taken = self
-                .bytes
-                .get(self.pos..end)
-                .ok_or(CorruptRecord("truncated"))?;
-            self.pos = end;
+            if self.bytes.len() < len {
+                return Err(CorruptRecord("truncated"));
+            }
+            let (taken, rest) = self.bytes.split_at(len);
+            self.bytes = rest;
             Ok(taken)
         }
 
-        fn rest(self) -> &'a [u8] {
-            self.bytes.get(self.pos..).unwrap_or_default()
+        fn array<const N: usize>(&mut self) -> Result<[u8; N], CorruptRecord> {
+            let mut array = [0; N];
+            array.copy_from_slice(self.take(N)?);
+            Ok(array)
+        }
+
+        fn u8(&mut self) -> Result<u8, CorruptRecord> {
+            Ok(self.array::<1>()?[0])
+        }
+
+        fn u32(&mut self) -> Result<u32, CorruptRecord> {
+            self.array().map(u32::from_le_bytes)
+        }
+
+        fn u64(&mut self) -> Result<u64, CorruptRecord> {
+            self.array().map(u64::from_le_bytes)
+        }
+
+        fn i64(&mut self) -> Result<i64, CorruptRecord> {
+            self.array().map(i64::from_le_bytes)
+        }
+
+        /// A time as seconds and nanoseconds.
+        fn exact(&mut self) -> Result<SystemTime, CorruptRecord> {
+            let secs = self.i64()?;
+            let nanos = self.u32()?;
+            join(secs, nanos)
         }
     }
 
-    fn varint_len(value: u128) -> usize {
-        let bits = (u128::BITS - value.leading_zeros()).max(1) as usize;
-        bits.div_ceil(7)
+    fn put_exact(out: &mut Vec<u8>, secs: i64, nanos: u32) {
+        out.extend_from_slice(&secs.to_le_bytes());
+        out.extend_from_slice(&nanos.to_le_bytes());
     }
 
-    fn put_varint(out: &mut Vec<u8>, mut value: u128) {
-        while value >= 0x80 {
-            out.push((value as u8 & 0x7f) | 0x80);
-            value >>= 7;
-        }
-        out.push(value as u8);
-    }
-
-    fn zigzag(value: i128) -> u128 {
-        ((value << 1) ^ (value >> 127)) as u128
-    }
-
-    fn unzigzag(value: u128) -> i128 {
-        ((value >> 1) as i128) ^ -((value & 1) as i128)
-    }
-
-    /// Nanoseconds since the epoch, negative before it. Exact for every `SystemTime`: a
-    /// `Duration` has at most about 2^94 nanoseconds.
-    /// `nanos` divided by the unit's length (Euclidean quotient and remainder).
-    ///
-    /// Times between 1678 and 2262 fit an i64 of nanoseconds; there the divisor is a
-    /// constant of each arm and the division compiles to a multiplication, instead of the
-    /// 128-bit software division of the general case (a dozen of those made up a third of
-    /// a save).
-    fn divide_by_unit(nanos: i128, unit: usize) -> (i128, i128) {
-        if let Ok(nanos) = i64::try_from(nanos) {
-            let (quotient, remainder) = match unit {
-                0 => (nanos, 0),
-                1 => (nanos.div_euclid(1_000), nanos.rem_euclid(1_000)),
-                2 => (nanos.div_euclid(1_000_000), nanos.rem_euclid(1_000_000)),
-                _ => (
-                    nanos.div_euclid(1_000_000_000),
-                    nanos.rem_euclid(1_000_000_000),
-                ),
-            };
-            return (i128::from(quotient), i128::from(remainder));
-        }
-        let per = NANOS_PER_UNIT[unit];
-        (nanos.div_euclid(per), nanos.rem_euclid(per))
-    }
-
-    fn nanos_since_epoch(time: SystemTime) -> i128 {
+    /// Seconds since the epoch rounded down (negative before it) and the nanoseconds past
+    /// them. Exact for every time this platform's `SystemTime` holds in an i64 of seconds,
+    /// which on Unix is every one; saturated beyond.
+    fn split(time: SystemTime) -> (i64, u32) {
         match time.duration_since(UNIX_EPOCH) {
-            Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
-            Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
+            Ok(after) => (
+                i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+                after.subsec_nanos(),
+            ),
+            Err(before) => {
+                let before = before.duration();
+                let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+                match before.subsec_nanos() {
+                    0 => (-secs, 0),
+                    nanos => (-secs - 1, NANOS_PER_SEC - nanos),
+                }
+            }
         }
     }
 
-    fn time_from_nanos(nanos: i128) -> Option<SystemTime> {
-        // Every time from 1970 to 2554 fits in a u64 of nanoseconds, and dividing a u64 by a
-        // constant is a multiplication: this path saves the two 128-bit divisions below,
-        // about a tenth of a load.
-        if let Ok(nanos) = u64::try_from(nanos) {
-            return UNIX_EPOCH.checked_add(Duration::from_nanos(nanos));
+    /// The time as whole milliseconds since the epoch, if it is one that fits an i64.
+    fn to_millis(secs: i64, nanos: u32) -> Option<i64> {
+        if nanos % NANOS_PER_MILLI != 0 {
+            return None;
         }
-        let secs = nanos.div_euclid(NANOS_PER_SEC);
-        let subsec = Duration::from_nanos(u64::try_from(nanos.rem_euclid(NANOS_PER_SEC)).ok()?);
-        if secs >= 0 {
-            UNIX_EPOCH
-                .checked_add(Duration::from_secs(u64::try_from(secs).ok()?))?
-                .checked_add(subsec)
+        secs.checked_mul(1_000)?
+            .checked_add(i64::from(nanos / NANOS_PER_MILLI))
+    }
+
+    fn join(secs: i64, nanos: u32) -> Result<SystemTime, CorruptRecord> {
+        let out_of_range = CorruptRecord("time out of range");
+        if nanos >= NANOS_PER_SEC {
+            return Err(out_of_range);
+        }
+        let whole = if secs >= 0 {
+            UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
         } else {
-            UNIX_EPOCH
-                .checked_sub(Duration::from_secs(u64::try_from(-secs).ok()?))?
-                .checked_add(subsec)
-        }
+            UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+        };
+        whole
+            .and_then(|whole| whole.checked_add(Duration::from_nanos(u64::from(nanos))))
+            .ok_or(out_of_range)
     }
 
     #[cfg(test)]
@@ -1147,7 +1110,7 @@ mod codec {
         }
 
         #[test]
-        fn small_session_encodes_in_a_few_bytes() {
+        fn small_session_layout() {
             let created = UNIX_EPOCH + Duration::from_millis(1_750_000_000_123);
             let record = record(
                 None,
@@ -1155,8 +1118,20 @@ mod codec {
                 [created, created, created + Duration::from_secs(1800)],
             );
             let encoded = View::from_record(&record).encode();
-            // flags, version, 6-byte created_at, 1-byte and 4-byte offsets, 12 bytes of data.
-            assert_eq!(encoded.len(), 1 + 1 + 6 + 1 + 4 + 12);
+            // flags, version, three times in milliseconds, 12 bytes of data.
+            assert_eq!(encoded.len(), 1 + 8 + 3 * 8 + 12);
+            assert_eq!(encoded[0], WHOLE_MILLIS);
+            assert_eq!(&encoded[9..17], &1_750_000_000_123_i64.to_le_bytes());
+            assert_eq!(round_trip(&record), record);
+        }
+
+        #[test]
+        fn a_time_off_the_millisecond_keeps_its_nanoseconds() {
+            let created = UNIX_EPOCH + Duration::new(1_750_000_000, 123_456_789);
+            let record = record(None, b"{}", [created, created, created]);
+            let encoded = View::from_record(&record).encode();
+            assert_eq!(encoded.len(), 1 + 8 + 3 * 12 + 2);
+            assert_eq!(encoded[0] & WHOLE_MILLIS, 0);
             assert_eq!(round_trip(&record), record);
         }
 
@@ -1183,15 +1158,19 @@ mod codec {
 
         #[test]
         fn garbage_is_an_error_not_a_panic() {
-            let samples: [&[u8]; 5] = [
-                b"",
-                &[0xff],
-                &[0x00, 0x80],
-                &[0x04, 0x01, 0x00, 0x00, 0x00, 0x05, b'a'],
-                &[
-                    0x08, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x7f,
-                ],
-            ];
+            let valid = View::from_record(&record(
+                Some("user"),
+                b"{}",
+                [UNIX_EPOCH, UNIX_EPOCH, UNIX_EPOCH],
+            ))
+            .encode();
+            // Cut before the data: every field is missing a byte or more.
+            let truncated = &valid[..valid.len() - 3];
+            let mut bad_nanos = vec![0x00];
+            bad_nanos.extend_from_slice(&[0; 8]);
+            bad_nanos.extend_from_slice(&[0; 8]);
+            bad_nanos.extend_from_slice(&NANOS_PER_SEC.to_le_bytes());
+            let samples: [&[u8]; 5] = [b"", &[0xff], &[0x00, 0x80], truncated, &bad_nanos];
             for sample in samples {
                 assert!(View::decode(sample).is_err(), "{sample:?}");
             }
@@ -1221,8 +1200,8 @@ mod codec {
             ) {
                 let times = times.map(|time| {
                     if whole_millis {
-                        let nanos = nanos_since_epoch(time);
-                        time_from_nanos(nanos - nanos.rem_euclid(1_000_000)).unwrap_or(time)
+                        let (secs, nanos) = split(time);
+                        join(secs, nanos - nanos % NANOS_PER_MILLI).expect("in range")
                     } else {
                         time
                     }
