@@ -264,19 +264,29 @@ impl Session {
             state.view_mut()?;
             let current = state.lookup(key)?;
             let next = f(current);
-            let pending = state.changes.values.get(key).cloned();
-            state.set(key, Some(serde_json::to_value(&next)?))?;
+            // Into the view only: the commit writes the whole view, and a conflict rebuilds
+            // the view from the fresh record and the request's other changes, so this
+            // attempt's value needs no entry in `changes` (whose map, key copy and drop were
+            // a tenth of an update).
+            state.set_view(key, serde_json::to_value(&next)?)?;
             // An ID change requested earlier (`login`, `cycle_id`) stays pending until the
             // response: rotating here would strand the client on the old ID if the response
             // then failed.
-            match self.commit_now(&mut state, now, false).await? {
+            let committed = match self.commit_now(&mut state, now, false).await {
+                Ok(committed) => committed,
+                Err(error) => {
+                    // Still pending, as for `insert`: the response saves it if it can.
+                    if let Some(value) = state.view.as_ref().and_then(|view| view.get(key)) {
+                        let value = Some(value.clone());
+                        state.changes.values.insert(key.to_owned(), value);
+                    }
+                    return Err(error);
+                }
+            };
+            match committed {
                 Committed::Done => return Ok(next),
                 Committed::Conflict => {
-                    // Undo this attempt's change; the reload re-applies the rest.
-                    match pending {
-                        Some(pending) => state.changes.values.insert(key.to_owned(), pending),
-                        None => state.changes.values.remove(key),
-                    };
+                    // The reload re-applies the request's other changes.
                     self.reload(&mut state, now).await?;
                     if state.interrupted {
                         return Err(SessionError::Interrupted);
@@ -799,21 +809,29 @@ impl State {
     }
 
     fn set(&mut self, key: &str, value: Option<Value>) -> Result<(), SessionError> {
-        let view = self.view_mut()?;
-        match (&value, view.get_mut(key)) {
-            // Replaced in place: `insert` would allocate a copy of the key only to drop it.
-            (Some(value), Some(slot)) => *slot = value.clone(),
-            (Some(value), None) => {
-                view.insert(key.to_owned(), value.clone());
-            }
-            (None, _) => {
-                view.remove(key);
+        match &value {
+            Some(value) => self.set_view(key, value.clone())?,
+            None => {
+                self.view_mut()?.remove(key);
             }
         }
         match self.changes.values.get_mut(key) {
             Some(slot) => *slot = value,
             None => {
                 self.changes.values.insert(key.to_owned(), value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `key` in the view, without recording the change.
+    fn set_view(&mut self, key: &str, value: Value) -> Result<(), SessionError> {
+        let view = self.view_mut()?;
+        match view.get_mut(key) {
+            // Replaced in place: `insert` would allocate a copy of the key only to drop it.
+            Some(slot) => *slot = value,
+            None => {
+                view.insert(key.to_owned(), value);
             }
         }
         Ok(())
