@@ -461,7 +461,7 @@ where
 
 /// Measures `op` from 1 and from 2 threads, alternating, and prints one table row:
 /// median operations per second of each and their ratio.
-fn one_vs_two_threads<F>(label: &str, window: Duration, op: F)
+fn one_vs_two_threads<F>(label: &str, window: Duration, op: F) -> (f64, f64)
 where
     F: AsyncFn(&mut Lane) + Sync,
 {
@@ -472,6 +472,7 @@ where
     }
     let (one, two) = (median(&mut one), median(&mut two));
     println!("| {label} | {one:.0} | {two:.0} | {:.2} |", two / one);
+    (one, two)
 }
 
 /// Case 2 from 1 and 2 threads.
@@ -485,8 +486,10 @@ fn scaling(runtime: &Runtime, window: Duration) {
     println!();
     println!("| app | 1 thread | 2 threads | 2 / 1 |");
     println!("| --- | ---: | ---: | ---: |");
+    let mut rates = Vec::new();
     for variant in [
         Variant::Baseline,
+        Variant::MinimalSession,
         Variant::Sessionware,
         Variant::TowerSessions,
     ] {
@@ -496,9 +499,33 @@ fn scaling(runtime: &Runtime, window: Duration) {
             first.clone(),
             runtime.block_on(first.with_own_read_session()),
         ];
-        one_vs_two_threads(variant.name(), window, async |lane: &mut Lane| {
+        let rate = one_vs_two_threads(variant.name(), window, async |lane: &mut Lane| {
             apps[lane.index].call(Case::Read).await;
         });
+        rates.push((variant, rate));
+    }
+    // The most two threads could give a layered app: its no-layer share of the time scaling
+    // as the no-layer app does, and the layer's share perfectly (2x).
+    let rate = |wanted: Variant| {
+        rates
+            .iter()
+            .find(|(v, _)| *v == wanted)
+            .expect("measured")
+            .1
+    };
+    let (base_one, base_two) = rate(Variant::Baseline);
+    println!();
+    for variant in [Variant::MinimalSession, Variant::Sessionware] {
+        let (one, _) = rate(variant);
+        let base_share = one / base_one;
+        let bound = 1.0 / (base_share / (base_two / base_one) + (1.0 - base_share) / 2.0);
+        println!(
+            "Bound for {}: the no-layer work is {:.0}% of its one-thread time; with that \
+             part scaling {:.2}x and the layer's 2.00x, two threads give at most {bound:.2}x",
+            variant.name(),
+            base_share * 100.0,
+            base_two / base_one
+        );
     }
 }
 

@@ -62,6 +62,16 @@ impl<S> Clone for SessionLayer<S> {
     }
 }
 
+/// The values a new record stores.
+pub(crate) enum NewData<'a> {
+    /// The base record's, unchanged (none without a base).
+    Unchanged,
+    /// These, serialized.
+    Values(&'a Map<String, Value>),
+    /// These bytes, already serialized.
+    Spliced(Vec<u8>),
+}
+
 /// Everything a request needs from the layer, shared by all its services.
 #[derive(Clone)]
 pub(crate) struct Config {
@@ -319,12 +329,11 @@ impl Config {
             .get_or_init(|| CookieTemplate::new(&self.cookie))
     }
 
-    /// The record to store for `values` (`None`: unchanged from `base`) with this
-    /// request's changes, on top of `base`.
+    /// The record to store with `data` and this request's changes, on top of `base`.
     pub(crate) fn new_record(
         &self,
         base: Option<&Record>,
-        values: Option<&Map<String, Value>>,
+        data: NewData<'_>,
         changes: &Changes,
         now: SystemTime,
     ) -> Result<Record, SessionError> {
@@ -345,8 +354,9 @@ impl Config {
             expires_at: self.lifetime.expires_at(created_at, expiry, now),
             expiry,
             // Unparsed values are unchanged: the stored bytes are copied as they are.
-            data: match (values, base) {
-                (Some(values), base) => {
+            data: match (data, base) {
+                (NewData::Spliced(data), _) => data,
+                (NewData::Values(values), base) => {
                     // Sized from the stored data, so that a session larger than the 128
                     // bytes `serde_json::to_vec` starts with is written without regrowing.
                     let capacity = base.map_or(0, |base| base.data.len()) + 64;
@@ -354,8 +364,8 @@ impl Config {
                     serde_json::to_writer(&mut data, values)?;
                     data
                 }
-                (None, Some(base)) => base.data.clone(),
-                (None, None) => b"{}".to_vec(),
+                (NewData::Unchanged, Some(base)) => base.data.clone(),
+                (NewData::Unchanged, None) => b"{}".to_vec(),
             },
         })
     }

@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -13,13 +14,14 @@ use futures_util::lock::{Mutex, MutexGuard};
 use http::HeaderValue;
 use serde::Serialize;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::SessionError;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::{SessionHandle, SessionId, StoreKey};
 use crate::key::SignedWith;
-use crate::layer::{Config, SecurityEvent};
+use crate::layer::{Config, NewData, SecurityEvent};
 use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome};
 
 /// How many times a create or a rotation draws a new ID after a collision before giving up.
@@ -260,26 +262,38 @@ impl Session {
         let mut state = Self::check_writable(self.lock_loaded(true).await?)?;
         let now = state.now(&self.shared.config);
         for _ in 0..MAX_CAS_ATTEMPTS {
-            // The write parses the values anyway: parse them before the read, not after it.
-            state.view_mut()?;
-            let current = state.lookup(key)?;
-            let next = f(current);
-            // Into the view only: the commit writes the whole view, and a conflict rebuilds
-            // the view from the fresh record and the request's other changes, so this
-            // attempt's value needs no entry in `changes` (whose map, key copy and drop were
-            // a tenth of an update).
-            state.set_view(key, serde_json::to_value(&next)?)?;
+            let (next, spliced) = match (&state.view, &state.base) {
+                // No value changes pending: the new value replaces the old one in the stored
+                // JSON, which is never parsed into a map (parsing, serializing and dropping
+                // the map were a third of the layer's share of an update).
+                (None, Base::Stored { record, .. }) => {
+                    let (current, span) = find_value_and_span(&record.data, key)?;
+                    let next = f(current);
+                    let value = serde_json::to_vec(&next)?;
+                    let spliced = splice_value(&record.data, key, span, &value)?;
+                    (next, Some(spliced))
+                }
+                _ => {
+                    // The write parses the values anyway: parse them before the read.
+                    state.view_mut()?;
+                    let next = f(state.lookup(key)?);
+                    // Into the view only: the commit writes the whole view, and a conflict
+                    // rebuilds it from the fresh record and the request's other changes, so
+                    // this attempt's value needs no entry in `changes`.
+                    state.set_view(key, serde_json::to_value(&next)?)?;
+                    (next, None)
+                }
+            };
             // An ID change requested earlier (`login`, `cycle_id`) stays pending until the
             // response: rotating here would strand the client on the old ID if the response
             // then failed.
-            let committed = match self.commit_now(&mut state, now, false).await {
+            let committed = match self.commit_now(&mut state, now, false, spliced).await {
                 Ok(committed) => committed,
                 Err(error) => {
                     // Still pending, as for `insert`: the response saves it if it can.
-                    if let Some(value) = state.view.as_ref().and_then(|view| view.get(key)) {
-                        let value = Some(value.clone());
-                        state.changes.values.insert(key.to_owned(), value);
-                    }
+                    let value = serde_json::to_value(&next)?;
+                    state.changes.values.insert(key.to_owned(), Some(value));
+                    state.rebase()?;
                     return Err(error);
                 }
             };
@@ -521,11 +535,16 @@ impl Session {
 
     /// Writes the pending changes once: create, rotate (if `rotate` allows) or
     /// compare-and-swap save.
+    ///
+    /// `spliced`: the stored values with one replaced (by [`update`](Self::update)), to
+    /// write instead of the unchanged stored ones; only for a stored session whose values
+    /// are not parsed.
     async fn commit_now(
         &self,
         state: &mut State,
         now: SystemTime,
         rotate: bool,
+        spliced: Option<Vec<u8>>,
     ) -> Result<Committed, SessionError> {
         let config = &self.shared.config;
         match &state.base {
@@ -534,7 +553,11 @@ impl Session {
                 Ok(Committed::Conflict)
             }
             Base::Absent { .. } => {
-                let record = config.new_record(None, state.view.as_ref(), &state.changes, now)?;
+                let data = state
+                    .view
+                    .as_ref()
+                    .map_or(NewData::Unchanged, NewData::Values);
+                let record = config.new_record(None, data, &state.changes, now)?;
                 let no_values = state.view.as_ref().is_none_or(Map::is_empty);
                 if no_values && record.user.is_none() && record.expiry.is_none() {
                     // Nothing worth storing: an anonymous session stays anonymous.
@@ -559,8 +582,12 @@ impl Session {
             Base::Stored { key, record, .. } => {
                 let old_key = *key;
                 let expected = record.version;
-                let next =
-                    config.new_record(Some(record), state.view.as_ref(), &state.changes, now)?;
+                let data = match (spliced, &state.view) {
+                    (Some(spliced), _) => NewData::Spliced(spliced),
+                    (None, Some(view)) => NewData::Values(view),
+                    (None, None) => NewData::Unchanged,
+                };
+                let next = config.new_record(Some(record), data, &state.changes, now)?;
                 if state.changes.rotate && rotate {
                     for _ in 0..MAX_ID_DRAWS {
                         let id = SessionId::generate();
@@ -665,7 +692,7 @@ impl Session {
             if attempts > MAX_CAS_ATTEMPTS {
                 return Err(SessionError::Conflict);
             }
-            match self.commit_now(&mut state, now, true).await? {
+            match self.commit_now(&mut state, now, true, None).await? {
                 Committed::Done => {}
                 Committed::Conflict => self.reload(&mut state, now).await?,
                 Committed::Gone => self.interrupt(&mut state),
@@ -931,6 +958,105 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for FindValue<'_, T> {
     }
 }
 
+/// Like [`find_value`], and also returns where the value sits in `data` (its byte range),
+/// for [`splice_value`].
+fn find_value_and_span<T: DeserializeOwned>(
+    data: &[u8],
+    key: &str,
+) -> Result<(Option<T>, Option<Range<usize>>), SessionError> {
+    if data.is_empty() {
+        return Ok((None, None));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    let raw = de::Deserializer::deserialize_map(&mut deserializer, FindRaw { key })
+        .and_then(|raw| deserializer.end().map(|()| raw))
+        .map_err(SessionError::store)?;
+    let Some(raw) = raw.map(RawValue::get) else {
+        return Ok((None, None));
+    };
+    // A borrowed `RawValue` is a slice of `data`: its offset is the distance between the
+    // two pointers.
+    let start = raw.as_ptr() as usize - data.as_ptr() as usize;
+    let value = serde_json::from_str(raw)?;
+    Ok((Some(value), Some(start..start + raw.len())))
+}
+
+/// The visitor of [`find_value_and_span`]: borrows the raw value of `key` (the last one,
+/// as a map would keep it), ignores the rest.
+struct FindRaw<'a> {
+    key: &'a str,
+}
+
+impl<'de> Visitor<'de> for FindRaw<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of session values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(matches) = map.next_key_seed(KeyIs(self.key))? {
+            if matches {
+                found = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The JSON object `data` with the value at `span` replaced by `value`, or, without a span,
+/// with `"key":value` added at its end. `data` is an object (or empty, which counts as
+/// `{}`), as [`find_value_and_span`] checked; key order does not matter to a reader.
+fn splice_value(
+    data: &[u8],
+    key: &str,
+    span: Option<Range<usize>>,
+    value: &[u8],
+) -> Result<Vec<u8>, SessionError> {
+    let data = if data.is_empty() { b"{}" } else { data };
+    let mut out = Vec::with_capacity(data.len() + key.len() + value.len() + 4);
+    match span {
+        Some(span) => {
+            out.extend_from_slice(&data[..span.start]);
+            out.extend_from_slice(value);
+            out.extend_from_slice(&data[span.end..]);
+        }
+        None => {
+            // Only whitespace may follow the object's closing brace.
+            let close = data
+                .iter()
+                .rposition(|&byte| byte == b'}')
+                .ok_or_else(|| SessionError::store(NotAnObject))?;
+            let inside = &data[..close];
+            let empty = inside.iter().rev().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+            out.extend_from_slice(inside);
+            if !empty {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, key)?;
+            out.push(b':');
+            out.extend_from_slice(value);
+            out.extend_from_slice(&data[close..]);
+        }
+    }
+    Ok(out)
+}
+
+/// Stored session data that is not a JSON object.
+#[derive(Debug)]
+struct NotAnObject;
+
+impl fmt::Display for NotAnObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("stored session data is not a JSON object")
+    }
+}
+
+impl std::error::Error for NotAnObject {}
+
 /// Deserializes a map key into whether it equals the wanted one, borrowing it from the
 /// input when it has no escapes.
 struct KeyIs<'a>(&'a str);
@@ -1035,7 +1161,82 @@ mod tests {
         }
     }
 
+    /// `data` with `key` set to `value`, by splicing, parsed back into a map.
+    fn spliced(data: &[u8], key: &str, value: &Value) -> Map<String, Value> {
+        let (_, span) = find_value_and_span::<Value>(data, key).unwrap();
+        let value = serde_json::to_vec(value).unwrap();
+        parse_data(&splice_value(data, key, span, &value).unwrap()).unwrap()
+    }
+
+    /// The same through the map.
+    fn through_map_set(data: &[u8], key: &str, value: &Value) -> Map<String, Value> {
+        let mut map = parse_data(data).unwrap();
+        map.insert(key.to_owned(), value.clone());
+        map
+    }
+
+    #[test]
+    fn splicing_a_value_in_is_setting_it_in_the_parsed_map() {
+        let data = br#"{"a":1,"n\u00e9":"x","nested":{"a":[1,{"a":2}]},"s":"q\"uo","a":3}"#;
+        let value = serde_json::json!({"new": [1, "two"]});
+        for key in ["a", "né", "nested", "s", "missing", "", "q\"uo"] {
+            assert_eq!(
+                spliced(data, key, &value),
+                through_map_set(data, key, &value),
+                "key {key:?}"
+            );
+        }
+        for empty in [&b""[..], b"{}", b" { } ", b"{\n}\n"] {
+            assert_eq!(
+                spliced(empty, "k", &value),
+                through_map_set(b"{}", "k", &value),
+                "{:?}",
+                String::from_utf8_lossy(empty)
+            );
+        }
+        let (found, span) = find_value_and_span::<u64>(br#"{"a":1, "b" : 22 }"#, "b").unwrap();
+        assert_eq!((found, span), (Some(22), Some(14..16)));
+    }
+
+    #[test]
+    fn splicing_refuses_what_reading_refuses() {
+        assert!(matches!(
+            find_value_and_span::<u64>(br#"{"a":"text"}"#, "a"),
+            Err(SessionError::Serialization(_))
+        ));
+        for malformed in [&b"[1,2]"[..], b"{\"a\":1", b"{\"a\":1}x", b"null"] {
+            let error = find_value_and_span::<u64>(malformed, "a").unwrap_err();
+            assert!(
+                !matches!(error, SessionError::Serialization(_)),
+                "{:?} gave {error:?}",
+                String::from_utf8_lossy(malformed)
+            );
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn splicing_agrees_with_the_parsed_map(
+            entries in proptest::collection::vec(("[a-c\"\\\\é]{0,3}", proptest::option::of(0u64..5)), 0..8),
+            key in "[a-c\"\\\\é]{0,3}",
+            value in proptest::option::of(0u64..1000),
+        ) {
+            let mut object = Map::new();
+            for (name, value) in entries {
+                object.insert(name, value.map_or(Value::Null, Value::from));
+            }
+            let data = serde_json::to_vec(&object).unwrap();
+            let value = value.map_or(Value::Null, Value::from);
+            proptest::prop_assert_eq!(
+                find_value_and_span::<Option<u64>>(&data, &key).unwrap().0,
+                through_map::<Option<u64>>(&data, &key)
+            );
+            proptest::prop_assert_eq!(
+                spliced(&data, &key, &value),
+                through_map_set(&data, &key, &value)
+            );
+        }
+
         #[test]
         fn find_value_agrees_with_the_parsed_map(
             entries in proptest::collection::vec(("[a-c\"\\\\é]{0,3}", proptest::option::of(0u64..5)), 0..8),

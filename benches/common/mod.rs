@@ -324,7 +324,9 @@ impl App {
                     Some(false)
                 }
                 (_, Case::NewSession) => Some(true),
-                // The minimal layer has no write paths besides creation (see `minimal`).
+                // As sessionware's (below), the minimal layer re-sends the cookie after an
+                // increment only when the deadline moved; it has no other write paths.
+                (Variant::MinimalSession, Case::Increment) => None,
                 (Variant::MinimalSession, _) => Some(false),
                 // sessionware re-sends the cookie after a write only when the idle deadline
                 // moved, which it keeps in whole milliseconds: a write in the same

@@ -1065,7 +1065,7 @@ mod codec {
 
     /// The time as whole milliseconds since the epoch, if it is one that fits an i64.
     fn to_millis(secs: i64, nanos: u32) -> Option<i64> {
-        if nanos % NANOS_PER_MILLI != 0 {
+        if !nanos.is_multiple_of(NANOS_PER_MILLI) {
             return None;
         }
         secs.checked_mul(1_000)?
