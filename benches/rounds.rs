@@ -2,7 +2,7 @@
 //! million sessions, and memory per session.
 //!
 //! ```text
-//! cargo bench --features axum --bench rounds                     # everything, about 2 minutes
+//! cargo bench --features axum --bench rounds                     # everything, about 3 minutes
 //! SESSIONWARE_BENCH=rounds cargo bench --features axum --bench rounds
 //! ```
 //!
@@ -10,16 +10,21 @@
 //!
 //! - `rounds`: cases 1 to 5 for the three apps in interleaved rounds. Each round runs every
 //!   (app, case) pair `SESSIONWARE_ROUND_REQUESTS` times (default 2000) in a shuffled order;
-//!   `SESSIONWARE_ROUNDS` rounds (default 30) follow one unrecorded warm-up round. Reported
+//!   `SESSIONWARE_ROUNDS` rounds (default 100) follow one unrecorded warm-up round. Reported
 //!   per case: the median per-request time of each app, and the median over rounds of the
 //!   per-round difference between an app and the baseline (its overhead), with the 25th and
 //!   75th percentiles of that difference. Noise from other processes hits neighbouring
 //!   blocks alike, so the differences are steadier than either time. Shuffled in with them:
 //!   two layers that measure case 1's floors (`Identity`, and a layer that only inserts an
-//!   `Arc` handle), and two blocks without any app (`Floor`): one cookie check, and the read
-//!   floor (the check, SHA-256 of the ID, one map lookup).
+//!   `Arc` handle), the minimal session layer of `common/minimal.rs` (the floor of cases 1,
+//!   2, 3 and 5 for any layer built to the design), and two blocks without any app
+//!   (`Floor`): one cookie check, and the read floor (the check, SHA-256 of the ID, one map
+//!   lookup).
 //! - `scaling`: case 2 driven from 1 and from 2 threads (each thread its own
-//!   current-thread runtime and its own session, all sharing one app), requests per second.
+//!   current-thread runtime and its own session, all sharing one app), requests per second,
+//!   for the baseline, the minimal layer, sessionware and tower-sessions; and the most two
+//!   threads could give a layered app when its no-layer share scales as the baseline does
+//!   and the layer's share perfectly.
 //! - `stores`: case 6, each `MemoryStore` alone with `SESSIONWARE_STORE_SESSIONS` live
 //!   sessions (default 1,000,000): random loads, and saves, from 1 and 2 threads.
 //! - `memory`: bytes per live session of each `MemoryStore` (one small value each), as the
@@ -80,7 +85,7 @@ fn main() {
     let runtime = current_thread_runtime();
     print_context();
     if wants("rounds") {
-        let rounds = env_number("SESSIONWARE_ROUNDS", 30.0) as usize;
+        let rounds = env_number("SESSIONWARE_ROUNDS", 100.0) as usize;
         let per_block = env_number("SESSIONWARE_ROUND_REQUESTS", 2000.0) as usize;
         interleaved_rounds(&runtime, rounds, per_block);
     }
