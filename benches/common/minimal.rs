@@ -4,12 +4,13 @@
 //! It does exactly the work the design makes every request pay, each step in its cheapest
 //! form, and nothing else:
 //!
-//! - find the cookie by name, check its length, base64-decode the ID and the tag, check the
-//!   tag with a pre-keyed HMAC-SHA256 in constant time;
+//! - find the cookie by name (a `memchr` split of the header's bytes), check its length,
+//!   base64-decode the ID and the tag, check the tag with a pre-keyed HMAC-SHA256 in
+//!   constant time;
 //! - put a fresh `Arc` handle into the request's extensions and call the inner service at
 //!   once, with a named response future;
-//! - on a read: SHA-256 of the ID, one lookup in a sharded map (`DashMap`, as
-//!   `MemoryStore`), the idle and absolute deadlines and the touch interval checked
+//! - on a read: SHA-256 of the ID, one lookup in a sharded map (`DashMap`, hashed by eight
+//!   bytes of the key, as `MemoryStore`), the idle and absolute deadlines and the touch interval checked
 //!   against the system clock, and the value deserialized straight from the stored JSON
 //!   under the shard's read lock (not even copied out);
 //! - on an increment: the same read under the shard's write lock, the version compared
@@ -66,7 +67,34 @@ const TOUCH_AFTER_MS: u64 = 60 * 1000;
 struct Shared {
     /// HMAC-SHA256 keyed, with the purpose label already absorbed.
     keyed: Hmac<Sha256>,
-    store: DashMap<[u8; 32], Entry>,
+    store: DashMap<[u8; 32], Entry, KeyHasher>,
+}
+
+/// The store key is a SHA-256 digest: eight of its bytes are already a uniform hash (as in
+/// `MemoryStore`), where the default SipHash took 30 ns.
+#[derive(Clone, Default)]
+struct KeyHasher;
+
+impl std::hash::BuildHasher for KeyHasher {
+    type Hasher = FirstEightBytes;
+
+    fn build_hasher(&self) -> FirstEightBytes {
+        FirstEightBytes(0)
+    }
+}
+
+struct FirstEightBytes(u64);
+
+impl std::hash::Hasher for FirstEightBytes {
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(word) = bytes.first_chunk::<8>() {
+            self.0 = u64::from_le_bytes(*word);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Shared {
@@ -95,7 +123,7 @@ impl MinimalLayer {
         keyed.update(b"sessionware/session/v1");
         Self(Arc::new(Shared {
             keyed,
-            store: DashMap::new(),
+            store: DashMap::with_hasher(KeyHasher),
         }))
     }
 }
@@ -224,15 +252,28 @@ fn now_ms() -> u64 {
 
 impl<S> MinimalService<S> {
     fn verified_id(&self, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
-        let header = headers.get(COOKIE)?.to_str().ok()?;
-        let value = header
-            .split(';')
-            .map(str::trim)
-            .find_map(|pair| pair.strip_prefix(COOKIE_NAME)?.strip_prefix('='))?;
-        if value.len() != 87 {
+        // Bytes, split with `memchr`, as sessionware does: a `str` split with a trim was
+        // twice as slow.
+        let header = headers.get(COOKIE)?.as_bytes();
+        let mut start = 0;
+        let value = std::iter::from_fn(|| {
+            if start > header.len() {
+                return None;
+            }
+            let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |at| start + at);
+            let pair = &header[start..end];
+            start = end + 1;
+            Some(pair)
+        })
+        .find_map(|pair| {
+            pair.trim_ascii()
+                .strip_prefix(COOKIE_NAME.as_bytes())?
+                .strip_prefix(b"=")
+        })?;
+        if value.len() != 87 || value[43] != b'.' {
             return None;
         }
-        let (id, tag) = value.split_once('.')?;
+        let (id, tag) = (&value[..43], &value[44..]);
         let (mut id_bytes, mut tag_bytes) = ([0u8; 32], [0u8; 32]);
         URL_SAFE_NO_PAD.decode_slice(id, &mut id_bytes).ok()?;
         URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_bytes).ok()?;

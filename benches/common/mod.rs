@@ -27,7 +27,7 @@
 mod minimal;
 
 use std::hint::black_box;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -519,6 +519,9 @@ pub(crate) mod stores {
 
     /// A record as the layer writes it for a new session holding `{"counter": 1}`.
     pub(crate) fn sessionware_record(now: SystemTime) -> Record {
+        // As the layer writes it: its clock keeps whole milliseconds.
+        let since = now.duration_since(UNIX_EPOCH).expect("after 1970");
+        let now = UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64);
         Record {
             version: 1,
             user: None,
