@@ -83,9 +83,10 @@ const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(1);
 /// # Memory
 ///
 /// Each session takes one map slot (its 32-byte [`StoreKey`] and a pointer) and one heap
-/// allocation holding its metadata, user and data in a compact encoding; [`load`] decodes
-/// it into a [`Record`]. With 1,000,000 sessions holding a small value each, the store takes
-/// about 150 bytes per session, hash-table slack included.
+/// allocation holding its metadata (33 bytes for times in whole milliseconds, as the layer
+/// writes them), user and data; [`load`] decodes it into a [`Record`]. With 1,000,000
+/// sessions holding a small value each, the store takes about 170 bytes per session,
+/// hash-table slack included.
 ///
 /// [`load`]: SessionStore::load
 #[derive(Clone)]
@@ -950,8 +951,16 @@ mod codec {
             let mut time = || {
                 if flags & WHOLE_MILLIS != 0 {
                     let millis = reader.i64()?;
-                    let nanos = millis.rem_euclid(1_000) as u32 * NANOS_PER_MILLI;
-                    join(millis.div_euclid(1_000), nanos)
+                    match u64::try_from(millis) {
+                        // After 1970, the common case: one addition.
+                        Ok(after) => UNIX_EPOCH
+                            .checked_add(Duration::from_millis(after))
+                            .ok_or(CorruptRecord("time out of range")),
+                        Err(_) => {
+                            let nanos = millis.rem_euclid(1_000) as u32 * NANOS_PER_MILLI;
+                            join(millis.div_euclid(1_000), nanos)
+                        }
+                    }
                 } else {
                     reader.exact()
                 }
