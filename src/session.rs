@@ -13,7 +13,9 @@ use std::time::SystemTime;
 use futures_util::lock::{Mutex, MutexGuard};
 use http::HeaderValue;
 use serde::Serialize;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor,
+};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -927,7 +929,8 @@ fn find_value<T: DeserializeOwned>(data: &[u8], key: &str) -> Result<Option<T>, 
     })
 }
 
-/// The visitor of [`find_value`]: deserializes the value of `key`, ignores the rest.
+/// The visitor of [`find_value`] and [`find_value_and_span`]: deserializes the value of
+/// `key` (the last one, as a map would keep it), ignores the rest.
 struct FindValue<'a, T> {
     key: &'a str,
     /// Set while the value of `key` is being deserialized, to tell a type mismatch in it
@@ -936,7 +939,7 @@ struct FindValue<'a, T> {
     value: PhantomData<fn() -> T>,
 }
 
-impl<'de, T: DeserializeOwned> Visitor<'de> for FindValue<'_, T> {
+impl<'de, T: Deserialize<'de>> Visitor<'de> for FindValue<'_, T> {
     type Value = Option<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -968,7 +971,14 @@ fn find_value_and_span<T: DeserializeOwned>(
         return Ok((None, None));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(data);
-    let raw = de::Deserializer::deserialize_map(&mut deserializer, FindRaw { key })
+    let in_value = Cell::new(false);
+    let finder = FindValue::<&RawValue> {
+        key,
+        in_value: &in_value,
+        value: PhantomData,
+    };
+    // Any error here is the object's: a raw value takes whatever JSON is there.
+    let raw = de::Deserializer::deserialize_map(&mut deserializer, finder)
         .and_then(|raw| deserializer.end().map(|()| raw))
         .map_err(SessionError::store)?;
     let Some(raw) = raw.map(RawValue::get) else {
@@ -979,32 +989,6 @@ fn find_value_and_span<T: DeserializeOwned>(
     let start = raw.as_ptr() as usize - data.as_ptr() as usize;
     let value = serde_json::from_str(raw)?;
     Ok((Some(value), Some(start..start + raw.len())))
-}
-
-/// The visitor of [`find_value_and_span`]: borrows the raw value of `key` (the last one,
-/// as a map would keep it), ignores the rest.
-struct FindRaw<'a> {
-    key: &'a str,
-}
-
-impl<'de> Visitor<'de> for FindRaw<'_> {
-    type Value = Option<&'de RawValue>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object of session values")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(matches) = map.next_key_seed(KeyIs(self.key))? {
-            if matches {
-                found = Some(map.next_value::<&'de RawValue>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
 }
 
 /// The JSON object `data` with the value at `span` replaced by `value`, or, without a span,
