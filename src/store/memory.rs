@@ -916,8 +916,8 @@ mod codec {
             let mut out = Vec::with_capacity(len);
             out.push(flags);
             out.extend_from_slice(&self.version.to_le_bytes());
-            for (index, (secs, nanos)) in times.into_iter().enumerate() {
-                match millis[index] {
+            for ((secs, nanos), millis) in times.into_iter().zip(millis) {
+                match millis {
                     Some(millis) if whole_millis => out.extend_from_slice(&millis.to_le_bytes()),
                     _ => put_exact(&mut out, secs, nanos),
                 }
