@@ -104,6 +104,39 @@ async fn concurrent_updates_of_one_key_lose_no_increment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn updates_racing_writes_of_other_keys_keep_every_write_and_increment() {
+    let app = app().layer(SessionLayer::new(MemoryStore::default(), Key::generate()));
+    let mut client = Client::new(app.clone());
+    client.send("POST", "/set/seed/1").await;
+    let value = client.cookie.clone().unwrap();
+    // An update with nothing else pending rewrites its one value in the stored JSON; the
+    // inserts save whole records by compare-and-swap. Each side's conflicts must re-apply
+    // onto the other's writes.
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        for path in ["/incr/n".to_owned(), format!("/set/key{i}/value{i}")] {
+            let app = app.clone();
+            let header = cookie(&value);
+            tasks.push(tokio::spawn(async move {
+                let reply = send(&app, "POST", &path, Some(&header)).await;
+                assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(client.send("POST", "/incr/n").await.body, "51");
+    for i in 0..50 {
+        assert_eq!(
+            client.send("GET", &format!("/get/key{i}")).await.body,
+            format!("value{i}")
+        );
+    }
+    assert_eq!(client.send("GET", "/get/seed").await.body, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_tasks_in_one_request_share_the_session() {
     // Clones of one Session handed to several tasks of the same request.
     let barrier = Arc::new(Barrier::new(16));
