@@ -26,13 +26,29 @@ pub(crate) const COOKIE_VALUE_LEN: usize = 43 + 1 + 43;
 
 type HmacSha256 = Hmac<Sha256>;
 
+// `Key` wipes its secret on drop through its fields. `Hmac` does not implement
+// `ZeroizeOnDrop` itself, but everything it owns does when `hmac` and `sha2` are built with
+// their `zeroize` features: the two pre-keyed SHA-256 cores (inner and outer pad) and the
+// block buffer. These bounds stop the build if a dependency update or a lost feature flag
+// ever takes that away.
+// (Compiled in every build; the S39 test calls it.)
+#[cfg_attr(not(test), allow(dead_code))]
+fn key_material_is_wiped_on_drop() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<<Sha256 as hmac::EagerHash>::Core>();
+    wiped_on_drop::<hmac::digest::block_api::Buffer<hmac::block_api::HmacCore<Sha256>>>();
+    // The store key's hash runs over the raw ID: its state is wiped too.
+    wiped_on_drop::<Sha256>();
+}
+
 /// A secret key that signs session cookies with HMAC-SHA256.
 ///
 /// # Security
 ///
 /// The key must hold at least 32 bytes of secret randomness; shorter keys are refused. The
-/// secret is never shown by `Debug` and the key's state is zeroized when dropped. Keep it out
-/// of source control: load it with [`Key::from_env`] or [`Key::from_base64`].
+/// secret is never shown by `Debug`, and the key's state (the HMAC state keyed with the
+/// secret, and each copy of it made to sign or verify a value) is zeroized when dropped.
+/// Keep it out of source control: load it with [`Key::from_env`] or [`Key::from_base64`].
 ///
 /// To rotate, make the new key current and pass the old one to
 /// [`SessionLayer::previous_keys`](crate::SessionLayer::previous_keys): cookies signed with it
@@ -320,6 +336,13 @@ mod tests {
             Key::from_base64("c2hvcnQ="),
             Err(ConfigError::KeyTooShort { len: 5 })
         ));
+    }
+
+    #[test]
+    fn s39_key_material_is_zeroized_on_drop() {
+        // Checked by the compiler: this fails to build if any part of the keyed state
+        // stops wiping itself on drop.
+        key_material_is_wiped_on_drop();
     }
 
     #[test]
