@@ -36,6 +36,18 @@ pub enum SessionError {
     /// A compare-and-swap save kept conflicting with concurrent writers and gave up after
     /// several attempts. Likely cause: many requests writing the same session at once.
     Conflict,
+    /// The session's values, serialized, would exceed the layer's
+    /// [`max_data_len`](crate::SessionLayer::max_data_len); nothing was saved.
+    ///
+    /// Likely cause: a handler storing a large or ever-growing value (a cart without a cap, a
+    /// cached response) in the session. Keep large data in your database and its key in the
+    /// session.
+    DataTooLarge {
+        /// The serialized size the change would have produced, in bytes.
+        len: usize,
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
     /// Drawing a fresh session ID kept colliding with existing records. With 256-bit random
     /// IDs this means the store is misbehaving (for example, it reports every create as a
     /// collision).
@@ -60,6 +72,11 @@ impl fmt::Display for SessionError {
             }
             Self::Destroyed => f.write_str("session was destroyed earlier in this request"),
             Self::Conflict => f.write_str("session save kept conflicting with concurrent writers"),
+            Self::DataTooLarge { len, limit } => write!(
+                f,
+                "session data would take {len} bytes, over the limit of {limit}; store large \
+                 data elsewhere or raise `SessionLayer::max_data_len`"
+            ),
             Self::IdCollision => f.write_str("could not draw a session ID that is not in use"),
         }
     }

@@ -20,6 +20,9 @@ use crate::store::{
     CreateOutcome, ErasedStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionStore,
 };
 
+/// The default of [`SessionLayer::max_data_len`]: 64 KiB.
+const DEFAULT_MAX_DATA_LEN: usize = 64 * 1024;
+
 type ErrorResponse = dyn Fn(&SessionError) -> Response<()> + Send + Sync;
 type ErrorObserver = dyn Fn(&SessionError) + Send + Sync;
 
@@ -81,6 +84,8 @@ pub(crate) struct Config {
     /// Rendered from `cookie` on first use; reset by every change to the configuration.
     cookie_template: OnceLock<CookieTemplate>,
     pub(crate) lifetime: Lifetime,
+    /// The most bytes of serialized values a session may hold.
+    max_data_len: usize,
     clock: Arc<dyn Clock>,
     error_response: Arc<ErrorResponse>,
     on_error: Option<Arc<ErrorObserver>>,
@@ -104,6 +109,7 @@ impl<S: SessionStore> SessionLayer<S> {
                     absolute_timeout: Lifetime::DEFAULT_ABSOLUTE,
                     touch_after: None,
                 },
+                max_data_len: DEFAULT_MAX_DATA_LEN,
                 clock: Arc::new(SystemClock),
                 error_response: Arc::new(default_error_response),
                 on_error: None,
@@ -213,6 +219,20 @@ impl<S> SessionLayer<S> {
         if config.cookie.name == CookieConfig::default().name {
             config.cookie.name = "session".to_owned();
         }
+        self
+    }
+
+    /// The most bytes a session's values may take, serialized as JSON. Default: 64 KiB.
+    ///
+    /// A change that would make them larger is refused with
+    /// [`SessionError::DataTooLarge`] and nothing is saved: [`Session::update`] returns the
+    /// error, and a pending [`insert`](crate::Session::insert) fails the response with the
+    /// [`error_response`](Self::error_response). Sessions already stored larger (before the
+    /// limit was lowered) keep working until their values change.
+    ///
+    /// [`Session::update`]: crate::Session::update
+    pub fn max_data_len(mut self, bytes: usize) -> Self {
+        self.config_mut().max_data_len = bytes;
         self
     }
 
@@ -346,6 +366,21 @@ impl Config {
             Some(expiry) => expiry,
             None => base.and_then(|record| record.expiry),
         };
+        let data = match (data, base) {
+            (NewData::Spliced(data), _) => self.within_limit(data)?,
+            (NewData::Values(values), base) => {
+                // Sized from the stored data, so that a session larger than the 128
+                // bytes `serde_json::to_vec` starts with is written without regrowing.
+                let capacity = base.map_or(0, |base| base.data.len()) + 64;
+                let mut data = Vec::with_capacity(capacity);
+                serde_json::to_writer(&mut data, values)?;
+                self.within_limit(data)?
+            }
+            // Unparsed values are unchanged: the stored bytes are copied as they are, and are
+            // not held to a limit lowered since they were written.
+            (NewData::Unchanged, Some(base)) => base.data.clone(),
+            (NewData::Unchanged, None) => b"{}".to_vec(),
+        };
         Ok(Record {
             version: base.map_or(1, |record| record.version + 1),
             user,
@@ -353,21 +388,18 @@ impl Config {
             last_active: now,
             expires_at: self.lifetime.expires_at(created_at, expiry, now),
             expiry,
-            // Unparsed values are unchanged: the stored bytes are copied as they are.
-            data: match (data, base) {
-                (NewData::Spliced(data), _) => data,
-                (NewData::Values(values), base) => {
-                    // Sized from the stored data, so that a session larger than the 128
-                    // bytes `serde_json::to_vec` starts with is written without regrowing.
-                    let capacity = base.map_or(0, |base| base.data.len()) + 64;
-                    let mut data = Vec::with_capacity(capacity);
-                    serde_json::to_writer(&mut data, values)?;
-                    data
-                }
-                (NewData::Unchanged, Some(base)) => base.data.clone(),
-                (NewData::Unchanged, None) => b"{}".to_vec(),
-            },
+            data,
         })
+    }
+
+    fn within_limit(&self, data: Vec<u8>) -> Result<Vec<u8>, SessionError> {
+        if data.len() > self.max_data_len {
+            return Err(SessionError::DataTooLarge {
+                len: data.len(),
+                limit: self.max_data_len,
+            });
+        }
+        Ok(data)
     }
 
     // The store calls of the request path: straight to an immediate store, or through the

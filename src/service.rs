@@ -14,6 +14,12 @@ use crate::key::SignedWith;
 use crate::layer::{Config, SecurityEvent};
 use crate::session::Session;
 
+/// The most values under the session cookie's name that a request may carry, malformed ones
+/// included. Each costs an HMAC check per accepted key, so a client could otherwise make one
+/// request cost thousands of them; a browser sends one, or a few when cookies of several paths
+/// or domains share the name.
+pub(crate) const MAX_COOKIE_CANDIDATES: usize = 8;
+
 /// The service made by [`SessionLayer`](crate::SessionLayer).
 #[derive(Debug, Clone)]
 pub struct SessionService<Inner> {
@@ -31,12 +37,17 @@ impl<Inner> SessionService<Inner> {
     /// Only the cookie with the configured name counts (never a URL, a query string or
     /// another header). When the name appears more than once, invalid values are ignored
     /// and so are duplicates of one valid value; two *different* valid values make the
-    /// request anonymous, so the outcome never depends on their order.
+    /// request anonymous, so the outcome never depends on their order. More than
+    /// [`MAX_COOKIE_CANDIDATES`] values make it anonymous too, before any further check.
     fn verified_id(&self, request_headers: &http::HeaderMap) -> Option<(SessionId, SignedWith)> {
         let mut found: Option<(SessionId, SignedWith)> = None;
         let mut rejected = false;
         let mut ambiguous = false;
-        for value in cookie_values(request_headers, &self.config.cookie.name) {
+        for (seen, value) in cookie_values(request_headers, &self.config.cookie.name).enumerate() {
+            if seen == MAX_COOKIE_CANDIDATES {
+                self.config.report(SecurityEvent::Forged);
+                return None;
+            }
             let verified = if value.len() > MAX_COOKIE_VALUE_LEN {
                 None
             } else {

@@ -160,8 +160,10 @@ struct State {
     destroyed: bool,
     /// A concurrent request deleted the session; this request's changes were dropped.
     interrupted: bool,
-    /// `update` created the stored session during this request.
-    created_here: bool,
+    /// The stored session's ID was drawn during this request (`update` created the session or
+    /// carried out a pending rotation): a server error deletes its record, since the client
+    /// never learns that ID.
+    issued_here: bool,
     /// See [`State::now`].
     now: Option<SystemTime>,
 }
@@ -192,7 +194,7 @@ impl Session {
                     accessed: false,
                     destroyed: false,
                     interrupted: false,
-                    created_here: false,
+                    issued_here: false,
                     now: None,
                 }),
             }),
@@ -251,6 +253,12 @@ impl Session {
     /// in between, the current value is read again and `f` runs again. Concurrent updates of
     /// one key, from any number of requests and instances, are never lost.
     ///
+    /// After [`login`](Self::login) or [`cycle_id`](Self::cycle_id) in the same request, the
+    /// commit carries out the ID change too: the values (and the user) are written under the
+    /// new ID only, the old ID stops working at once, and the response sets the new cookie.
+    /// If the response is then a server error, the new record is deleted: the client never
+    /// received its ID, and its old cookie stays anonymous.
+    ///
     /// ```
     /// # async fn handler(session: sessionware::Session) -> Result<(), sessionware::SessionError> {
     /// let count: u64 = session.update("count", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
@@ -286,11 +294,16 @@ impl Session {
                     (next, None)
                 }
             };
-            // An ID change requested earlier (`login`, `cycle_id`) stays pending until the
-            // response: rotating here would strand the client on the old ID if the response
-            // then failed.
-            let committed = match self.commit_now(&mut state, now, false, spliced).await {
+            // An ID change requested earlier (`login`, `cycle_id`) is carried out here: a
+            // user or values written under the pre-login ID would authenticate a cookie
+            // planted before the login (session fixation).
+            let committed = match self.commit_now(&mut state, now, spliced).await {
                 Ok(committed) => committed,
+                Err(error @ SessionError::DataTooLarge { .. }) => {
+                    // Refused outright: the value is not left pending for the response.
+                    state.rebase()?;
+                    return Err(error);
+                }
                 Err(error) => {
                     // Still pending, as for `insert`: the response saves it if it can.
                     let value = serde_json::to_value(&next)?;
@@ -535,7 +548,7 @@ impl Session {
         self.shared.config.notify_error(&SessionError::Interrupted);
     }
 
-    /// Writes the pending changes once: create, rotate (if `rotate` allows) or
+    /// Writes the pending changes once: create, rotate (when an ID change is pending) or
     /// compare-and-swap save.
     ///
     /// `spliced`: the stored values with one replaced (by [`update`](Self::update)), to
@@ -545,7 +558,6 @@ impl Session {
         &self,
         state: &mut State,
         now: SystemTime,
-        rotate: bool,
         spliced: Option<Vec<u8>>,
     ) -> Result<Committed, SessionError> {
         let config = &self.shared.config;
@@ -571,7 +583,7 @@ impl Session {
                     let key = id.store_key();
                     match config.create(&key, &record).await? {
                         CreateOutcome::Created => {
-                            state.created_here = true;
+                            state.issued_here = true;
                             // A fresh ID satisfies any pending rotation.
                             state.settle(id, key, record);
                             return Ok(Committed::Done);
@@ -590,12 +602,13 @@ impl Session {
                     (None, None) => NewData::Unchanged,
                 };
                 let next = config.new_record(Some(record), data, &state.changes, now)?;
-                if state.changes.rotate && rotate {
+                if state.changes.rotate {
                     for _ in 0..MAX_ID_DRAWS {
                         let id = SessionId::generate();
                         let key = id.store_key();
                         match config.rotate(&old_key, &key, &next, expected, now).await? {
                             RotateOutcome::Rotated => {
+                                state.issued_here = true;
                                 state.settle(id, key, next);
                                 return Ok(Committed::Done);
                             }
@@ -640,7 +653,7 @@ impl Session {
         let now = state.now(config);
         match &state.base {
             _ if server_error => {
-                if state.created_here {
+                if state.issued_here {
                     return None;
                 }
             }
@@ -674,12 +687,13 @@ impl Session {
         let mut state = self.shared.state.lock().await;
         let now = state.refresh_now(config);
         if server_error {
-            if state.created_here {
+            if state.issued_here {
                 if let Base::Stored { key, .. } = &state.base {
                     config.delete(key).await?;
                 }
-                state.base = Base::Absent { stale: false };
-                state.created_here = false;
+                // The record of the client's cookie (if any) is gone: rotated away.
+                state.base = Base::Absent { stale: true };
+                state.issued_here = false;
             }
             return Ok(self.cookie_for(&state, || now, true));
         }
@@ -694,7 +708,7 @@ impl Session {
             if attempts > MAX_CAS_ATTEMPTS {
                 return Err(SessionError::Conflict);
             }
-            match self.commit_now(&mut state, now, true, None).await? {
+            match self.commit_now(&mut state, now, None).await? {
                 Committed::Done => {}
                 Committed::Conflict => self.reload(&mut state, now).await?,
                 Committed::Gone => self.interrupt(&mut state),

@@ -28,6 +28,11 @@ pub fn app() -> Router {
         .route("/remove/{key}", post(remove_value))
         .route("/incr/{key}", post(increment))
         .route("/incr-then-fail/{key}", post(increment_then_fail))
+        .route(
+            "/login-incr-fail/{user}/{key}",
+            post(login_increment_then_fail),
+        )
+        .route("/cycle-incr-fail/{key}", post(cycle_increment_then_fail))
         .route("/login/{user}", post(login))
         .route("/user", get(user))
         .route("/logout", post(logout))
@@ -77,6 +82,22 @@ async fn increment_then_fail(
         .update(&key, |n: Option<u64>| n.unwrap_or(0) + 1)
         .await?;
     Ok((StatusCode::INTERNAL_SERVER_ERROR, n.to_string()))
+}
+
+async fn login_increment_then_fail(
+    session: Session,
+    Path((user, key)): Path<(String, String)>,
+) -> Result<(StatusCode, String), SessionError> {
+    session.login(user).await?;
+    increment_then_fail(session, Path(key)).await
+}
+
+async fn cycle_increment_then_fail(
+    session: Session,
+    Path(key): Path<String>,
+) -> Result<(StatusCode, String), SessionError> {
+    session.cycle_id().await?;
+    increment_then_fail(session, Path(key)).await
 }
 
 async fn login(session: Session, Path(user): Path<String>) -> Result<&'static str, SessionError> {

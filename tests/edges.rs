@@ -1,0 +1,362 @@
+//! The edges found by probing the crate from outside (S35..S44), each checked on every store
+//! this environment provides: the memory store on its immediate path and through the async
+//! path, and Redis and PostgreSQL when `REDIS_URL` and `DATABASE_URL` are set (each says why
+//! it is skipped when its variable is unset).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::{Client, Instrumented, app, send};
+use sessionware::{
+    DynStore, Key, MemoryStore, Session, SessionError, SessionLayer, SessionStore,
+    store::conformance::{fresh_key, fresh_user},
+};
+use tokio::sync::Barrier;
+
+/// A store under test, and how to clean up after it.
+struct Backend {
+    name: &'static str,
+    store: DynStore,
+    #[cfg(feature = "postgres")]
+    postgres: Option<(sqlx::PgPool, String)>,
+}
+
+impl Backend {
+    fn new(name: &'static str, store: DynStore) -> Self {
+        Self {
+            name,
+            store,
+            #[cfg(feature = "postgres")]
+            postgres: None,
+        }
+    }
+
+    async fn clean_up(self) {
+        #[cfg(feature = "postgres")]
+        if let Some((pool, schema)) = self.postgres {
+            let statement = format!("DROP SCHEMA \"{schema}\" CASCADE");
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await
+                .expect("drop schema");
+        }
+    }
+}
+
+/// Every store this environment provides, each empty.
+async fn backends() -> Vec<Backend> {
+    let mut backends = vec![
+        Backend::new("memory", DynStore::new(MemoryStore::default())),
+        Backend::new(
+            "memory (async path)",
+            DynStore::new(Instrumented::new(MemoryStore::default())),
+        ),
+    ];
+    #[cfg(feature = "redis")]
+    match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let prefix = format!("sw-edges-{}:", &fresh_key().to_hex()[..12]);
+            let store = sessionware::RedisStore::builder(&url)
+                .key_prefix(prefix)
+                .build()
+                .await
+                .expect("REDIS_URL is set but the server is unreachable");
+            backends.push(Backend::new("redis", DynStore::new(store)));
+        }
+        Err(_) => eprintln!("skipping the Redis store: REDIS_URL is not set"),
+    }
+    #[cfg(feature = "postgres")]
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(&url)
+                .await
+                .expect("DATABASE_URL is set but the server is unreachable");
+            let schema = format!("sw_edges_{}", &fresh_key().to_hex()[..12]);
+            let store = sessionware::PostgresStore::builder(pool.clone())
+                .schema(schema.clone())
+                .build()
+                .expect("valid configuration");
+            store.migrate().await.expect("migrate");
+            let mut backend = Backend::new("postgres", DynStore::new(store));
+            backend.postgres = Some((pool, schema));
+            backends.push(backend);
+        }
+        Err(_) => eprintln!("skipping the PostgreSQL store: DATABASE_URL is not set"),
+    }
+    backends
+}
+
+fn layer(store: DynStore) -> SessionLayer<DynStore> {
+    SessionLayer::new(store, Key::generate())
+}
+
+fn cookie(value: &str) -> String {
+    format!("__Host-session={value}")
+}
+
+// S35 ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s35_login_then_update_then_a_server_error_leaves_the_old_cookie_anonymous() {
+    for backend in backends().await {
+        let layer = layer(backend.store.clone());
+        let app = app().layer(layer.clone());
+        let user = fresh_user();
+        // A session planted before the login (an attacker's, say), holding data.
+        let mut client = Client::new(app.clone());
+        client.send("POST", "/set/cart/apple").await;
+        let planted = client.cookie.clone().expect("anonymous session stored");
+
+        let reply = send(
+            &app,
+            "POST",
+            &format!("/login-incr-fail/{user}/n"),
+            Some(&cookie(&planted)),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            backend.name
+        );
+        let set = reply.session_cookie();
+        assert!(
+            set.as_ref().is_none_or(|set| set.is_removal()),
+            "{}: a 5xx issued a session cookie: {set:?}",
+            backend.name
+        );
+
+        let after = send(&app, "GET", "/user", Some(&cookie(&planted))).await;
+        assert_eq!(
+            after.status,
+            StatusCode::UNAUTHORIZED,
+            "{}: the pre-login cookie is logged in as {:?}",
+            backend.name,
+            after.body
+        );
+        let listed = layer
+            .store()
+            .sessions_of(&user, std::time::SystemTime::now())
+            .await
+            .unwrap();
+        assert!(listed.is_empty(), "{}: {listed:?}", backend.name);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s35_cycle_id_then_update_then_a_server_error_writes_nothing_under_the_old_id() {
+    for backend in backends().await {
+        let layer = layer(backend.store.clone());
+        let app = app().layer(layer.clone());
+        let user = fresh_user();
+        let mut client = Client::new(app.clone());
+        client.send("POST", &format!("/login/{user}")).await;
+        let old = client.cookie.clone().expect("logged in");
+
+        let reply = send(&app, "POST", "/cycle-incr-fail/n", Some(&cookie(&old))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            backend.name
+        );
+        // The update rotated the ID; the 5xx deleted the new record, and the old ID was
+        // rotated away: neither carries the increment.
+        let after = send(&app, "GET", "/get/n", Some(&cookie(&old))).await;
+        assert_eq!(after.body, "none", "{}", backend.name);
+        let user_after = send(&app, "GET", "/user", Some(&cookie(&old))).await;
+        assert_eq!(
+            user_after.status,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            backend.name
+        );
+        let listed = layer
+            .store()
+            .sessions_of(&user, std::time::SystemTime::now())
+            .await
+            .unwrap();
+        assert!(listed.is_empty(), "{}: {listed:?}", backend.name);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s35_during_a_slow_login_the_old_cookie_never_sees_the_user() {
+    for backend in backends().await {
+        let gates = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let layer = layer(backend.store.clone());
+        let handler_gates = gates.clone();
+        let app = app()
+            .route(
+                "/slow-login/{user}",
+                axum::routing::post(
+                    move |session: Session, axum::extract::Path(user): axum::extract::Path<String>| {
+                        let (updated, checked) = handler_gates.clone();
+                        async move {
+                            session.login(user).await?;
+                            let n: u64 = session.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+                            updated.wait().await;
+                            checked.wait().await;
+                            Ok::<_, SessionError>(n.to_string())
+                        }
+                    },
+                ),
+            )
+            .layer(layer.clone());
+        let user = fresh_user();
+        let mut client = Client::new(app.clone());
+        client.send("POST", "/set/k/v").await;
+        let planted = client.cookie.clone().expect("anonymous session stored");
+
+        let login = tokio::spawn({
+            let app = app.clone();
+            let planted = planted.clone();
+            async move {
+                send(
+                    &app,
+                    "POST",
+                    &format!("/slow-login/{user}"),
+                    Some(&cookie(&planted)),
+                )
+                .await
+            }
+        });
+        gates.0.wait().await;
+        // The login has written its update and is still running.
+        let meanwhile = send(&app, "GET", "/user", Some(&cookie(&planted))).await;
+        assert_eq!(
+            meanwhile.status,
+            StatusCode::UNAUTHORIZED,
+            "{}: the planted cookie saw the user mid-login: {:?}",
+            backend.name,
+            meanwhile.body
+        );
+        gates.1.wait().await;
+        let reply = login.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", backend.name);
+        let fresh = reply
+            .session_cookie()
+            .expect("the login sets the new cookie");
+        assert_ne!(fresh.value, planted);
+        let logged_in = send(&app, "GET", "/user", Some(&cookie(&fresh.value))).await;
+        assert_eq!(logged_in.status, StatusCode::OK, "{}", backend.name);
+        let after = send(&app, "GET", "/user", Some(&cookie(&planted))).await;
+        assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", backend.name);
+        backend.clean_up().await;
+    }
+}
+
+// S43 ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn s43_more_than_eight_candidate_values_are_no_session() {
+    let store = Instrumented::new(MemoryStore::default());
+    let app = app().layer(SessionLayer::new(store.clone(), Key::generate()));
+    let mut client = Client::new(app.clone());
+    client.send("POST", "/set/k/v").await;
+    let valid = client.cookie.clone().unwrap();
+    let forged = "A".repeat(87);
+
+    // Seven forged values and the valid one: eight candidates, the session is found.
+    let mut eight: Vec<String> = (0..7).map(|_| cookie(&forged)).collect();
+    eight.push(cookie(&valid));
+    let reply = send(&app, "GET", "/get/k", Some(&eight.join("; "))).await;
+    assert_eq!(reply.body, "v");
+
+    // One more forged value in front: nine candidates, no session, and no store call.
+    let loads = store.calls.get(&store.calls.load);
+    let mut nine = vec![cookie(&forged)];
+    nine.extend(eight);
+    let reply = send(&app, "GET", "/get/k", Some(&nine.join("; "))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "none");
+    assert_eq!(store.calls.get(&store.calls.load), loads);
+
+    // A header with thousands of values under the name is no session either.
+    let many = vec![cookie(&forged); 3500].join("; ");
+    let reply = send(
+        &app,
+        "GET",
+        "/get/k",
+        Some(&format!("{many}; {}", cookie(&valid))),
+    )
+    .await;
+    assert_eq!(reply.body, "none");
+}
+
+#[tokio::test]
+async fn s43_session_data_over_the_limit_is_refused_and_nothing_is_saved() {
+    for backend in backends().await {
+        let layer = layer(backend.store.clone()).max_data_len(100);
+        let app = app()
+            .route(
+                "/update-big/{len}",
+                axum::routing::post(
+                    |session: Session, axum::extract::Path(len): axum::extract::Path<usize>| async move {
+                        match session.update("big", |_: Option<String>| "x".repeat(len)).await {
+                            Ok(_) => "saved".to_owned(),
+                            Err(error @ SessionError::DataTooLarge { .. }) => format!("refused: {error}"),
+                            Err(error) => format!("other: {error:?}"),
+                        }
+                    },
+                ),
+            )
+            .layer(layer.clone());
+        let mut client = Client::new(app.clone());
+        client.send("POST", "/set/k/small").await;
+        assert!(client.cookie.is_some());
+
+        // `insert` over the limit: the response fails and the stored session is unchanged.
+        let big = "y".repeat(150);
+        let reply = client.send("POST", &format!("/set/k/{big}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            client.send("GET", "/get/k").await.body,
+            "small",
+            "{}",
+            backend.name
+        );
+
+        // `update` over the limit returns the error to the handler, which answers normally;
+        // the refused value is not saved with the response either.
+        let reply = client.send("POST", "/update-big/150").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", backend.name);
+        assert!(
+            reply.body.starts_with("refused: "),
+            "{}: {}",
+            backend.name,
+            reply.body
+        );
+        assert_eq!(
+            client.send("GET", "/get/big").await.body,
+            "none",
+            "{}",
+            backend.name
+        );
+
+        // Within the limit, both work.
+        assert_eq!(client.send("POST", "/update-big/20").await.body, "saved");
+        client.send("POST", "/set/k/fine").await;
+        assert_eq!(
+            client.send("GET", "/get/k").await.body,
+            "fine",
+            "{}",
+            backend.name
+        );
+        backend.clean_up().await;
+    }
+}
