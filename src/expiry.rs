@@ -134,6 +134,21 @@ impl Lifetime {
             .unwrap_or(created_at)
     }
 
+    /// The deadline that no activity moves: the absolute timeout, or an earlier
+    /// [`Expiry::AtDateTime`]. Checked again on every load, whatever `expires_at` a store
+    /// returns.
+    pub(crate) fn hard_deadline(
+        &self,
+        created_at: SystemTime,
+        expiry: Option<Expiry>,
+    ) -> SystemTime {
+        let absolute = self.absolute_deadline(created_at);
+        match expiry {
+            Some(Expiry::AtDateTime(at)) => at.min(absolute),
+            _ => absolute,
+        }
+    }
+
     /// The server-side deadline of a session active at `now`.
     pub(crate) fn expires_at(
         &self,

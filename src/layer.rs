@@ -18,6 +18,7 @@ use crate::service::SessionService;
 use crate::session::Changes;
 use crate::store::{
     CreateOutcome, ErasedStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionStore,
+    TouchOutcome,
 };
 
 /// The default of [`SessionLayer::max_data_len`]: 64 KiB.
@@ -443,13 +444,18 @@ impl Config {
     pub(crate) async fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<TouchOutcome, SessionError> {
         match self.store.as_immediate() {
-            Some(store) => store.touch_now(key, last_active, expires_at, now),
-            None => self.store.touch(key, last_active, expires_at, now).await,
+            Some(store) => store.touch_now(key, expected_version, last_active, expires_at, now),
+            None => {
+                self.store
+                    .touch(key, expected_version, last_active, expires_at, now)
+                    .await
+            }
         }
     }
 

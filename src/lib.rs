@@ -110,7 +110,7 @@ pub use service::SessionService;
 pub use session::Session;
 pub use store::{
     CreateOutcome, DynStore, ImmediateStore, LoadOutcome, Record, RotateOutcome, SaveOutcome,
-    SessionInfo, SessionStore,
+    SessionInfo, SessionStore, TouchOutcome,
 };
 #[cfg(feature = "memory-store")]
 pub use store::{MemoryStore, MemoryStoreBuilder};

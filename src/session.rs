@@ -24,7 +24,7 @@ use crate::expiry::{Expiry, Lifetime};
 use crate::id::{SessionHandle, SessionId, StoreKey};
 use crate::key::SignedWith;
 use crate::layer::{Config, NewData, SecurityEvent};
-use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome};
+use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, TouchOutcome};
 
 /// How many times a create or a rotation draws a new ID after a collision before giving up.
 /// With 256-bit IDs a second draw already means the store is misbehaving.
@@ -524,7 +524,10 @@ impl Session {
         let event = match outcome {
             LoadOutcome::Found(record)
                 if !record.is_expired(now)
-                    && config.lifetime.absolute_deadline(record.created_at) > now =>
+                    && config
+                        .lifetime
+                        .hard_deadline(record.created_at, record.expiry)
+                        > now =>
             {
                 return Some(record);
             }
@@ -720,11 +723,18 @@ impl Session {
             let expires_at = config
                 .lifetime
                 .expires_at(record.created_at, record.expiry, now);
-            if config.touch(key, now, expires_at, now).await? {
-                record.last_active = now;
-                record.expires_at = expires_at;
-            } else {
-                self.interrupt(&mut state);
+            match config
+                .touch(key, record.version, now, expires_at, now)
+                .await?
+            {
+                TouchOutcome::Touched => {
+                    record.last_active = now;
+                    record.expires_at = expires_at;
+                }
+                // Another request saved the session since this one loaded it, and set its
+                // deadline then: this request's stale view must not move it.
+                TouchOutcome::Conflict => {}
+                TouchOutcome::Missing => self.interrupt(&mut state),
             }
         }
         Ok(self.cookie_for(&state, || now, false))

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{Client, Instrumented, app, send};
+use common::{Client, Instrumented, app, send, store_key_of};
 use sessionware::{
-    DynStore, Key, MemoryStore, Session, SessionError, SessionLayer, SessionStore,
+    Clock, DynStore, Key, LoadOutcome, ManualClock, MemoryStore, Session, SessionError,
+    SessionLayer, SessionStore,
     store::conformance::{fresh_key, fresh_user},
 };
 use tokio::sync::Barrier;
@@ -355,6 +356,79 @@ async fn s43_session_data_over_the_limit_is_refused_and_nothing_is_saved() {
             client.send("GET", "/get/k").await.body,
             "fine",
             "{}",
+            backend.name
+        );
+        backend.clean_up().await;
+    }
+}
+
+// S38 ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s38_a_stale_reader_never_moves_a_deadline_set_since_it_loaded() {
+    for backend in backends().await {
+        let clock = ManualClock::default();
+        let layer = layer(backend.store.clone())
+            .idle_timeout(Duration::from_secs(300))
+            .absolute_timeout(Duration::from_secs(3600))
+            .clock(clock.clone());
+        let gates = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let handler_gates = gates.clone();
+        let app = app()
+            .route(
+                "/slow-read",
+                axum::routing::get(move |session: Session| {
+                    let (loaded, released) = handler_gates.clone();
+                    async move {
+                        session.get::<String>("k").await?;
+                        loaded.wait().await;
+                        released.wait().await;
+                        Ok::<_, SessionError>("read")
+                    }
+                }),
+            )
+            .layer(layer.clone());
+        let mut client = Client::new(app.clone());
+        client.send("POST", "/set/k/v").await;
+        let value = client.cookie.clone().expect("session stored");
+        let key = store_key_of(&value);
+        let stored = |now| {
+            let store = backend.store.clone();
+            async move {
+                match store.load(&key, now).await.expect("load") {
+                    LoadOutcome::Found(record) => Some(record),
+                    _ => None,
+                }
+            }
+        };
+        let created = stored(clock.now()).await.expect("stored").created_at;
+
+        // Far enough into the idle window that a read extends the deadline.
+        clock.advance(Duration::from_secs(90));
+        let reader = tokio::spawn({
+            let app = app.clone();
+            let value = value.clone();
+            async move { send(&app, "GET", "/slow-read", Some(&cookie(&value))).await }
+        });
+        gates.0.wait().await;
+        // While the reader holds its stale copy, another request fixes the deadline.
+        let fixed = client.send("POST", "/expiry/at/120").await;
+        assert_eq!(fixed.status, StatusCode::OK, "{}", backend.name);
+        gates.1.wait().await;
+        assert_eq!(reader.await.unwrap().status, StatusCode::OK);
+
+        let deadline = created + Duration::from_secs(120);
+        let record = stored(clock.now()).await.expect("still live");
+        assert_eq!(
+            record.expires_at, deadline,
+            "{}: the stale read moved the fixed deadline",
+            backend.name
+        );
+        clock.set(deadline + Duration::from_millis(1));
+        assert_eq!(
+            client.send("GET", "/get/k").await.body,
+            "none",
+            "{}: served past its fixed deadline",
             backend.name
         );
         backend.clean_up().await;

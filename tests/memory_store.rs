@@ -95,11 +95,12 @@ async fn a_full_store_refuses_new_sessions_but_keeps_existing_ones_working() {
             .expect("save failed"),
         SaveOutcome::Saved
     );
-    assert!(
+    assert_eq!(
         store
-            .touch(&keys[1], now, now + ttl, now)
+            .touch(&keys[1], 1, now, now + ttl, now)
             .await
-            .expect("touch failed")
+            .expect("touch failed"),
+        sessionware::TouchOutcome::Touched
     );
     let rotated = fresh_key();
     let mut moved = record_at(now, ttl, Some("alice"));
@@ -417,7 +418,7 @@ async fn racing_saves_rotations_and_deletes_leave_a_consistent_store() {
                         8 => {
                             let later = now + Duration::from_secs(1);
                             store
-                                .touch(&key, later, later + ttl, now)
+                                .touch(&key, expected, later, later + ttl, now)
                                 .await
                                 .expect("touch");
                         }

@@ -443,7 +443,7 @@ async fn an_unreachable_server_fails_with_a_store_error() {
         store.load(&key, now).await.err(),
         store.create(&key, &record).await.err(),
         store.save(&key, &record, 1, now).await.err(),
-        store.touch(&key, now, now, now).await.err(),
+        store.touch(&key, 1, now, now, now).await.err(),
         store.delete(&key).await.err(),
         store
             .rotate(&key, &fresh_key(), &record, 1, now)

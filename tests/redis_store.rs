@@ -525,7 +525,7 @@ async fn s33_server_loss_fails_closed_and_the_same_store_recovers() {
     assert_store_failure(
         "touch",
         store
-            .touch(&key, now, now + Duration::from_secs(60), now)
+            .touch(&key, 1, now, now + Duration::from_secs(60), now)
             .await,
     );
     assert_store_failure("rotate", store.rotate(&key, &new_key, &next, 1, now).await);

@@ -138,11 +138,14 @@ impl SessionStore for Colliding {
     async fn touch(
         &self,
         key: &StoreKey,
+        expected: u64,
         last_active: std::time::SystemTime,
         expires_at: std::time::SystemTime,
         now: std::time::SystemTime,
-    ) -> Result<bool, sessionware::SessionError> {
-        self.inner.touch(key, last_active, expires_at, now).await
+    ) -> Result<sessionware::TouchOutcome, sessionware::SessionError> {
+        self.inner
+            .touch(key, expected, last_active, expires_at, now)
+            .await
     }
     async fn delete(&self, key: &StoreKey) -> Result<bool, sessionware::SessionError> {
         self.inner.delete(key).await

@@ -20,7 +20,9 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::id::{SessionHandle, SessionId, StoreKey};
-use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionStore};
+use crate::store::{
+    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionStore, TouchOutcome,
+};
 
 /// Runs every check of the suite against `store`.
 ///
@@ -33,6 +35,7 @@ pub async fn run_all<S: SessionStore + Clone>(store: &S) {
     save_is_compare_and_swap(store).await;
     save_never_recreates(store).await;
     touch_extends_without_rewriting(store).await;
+    touch_refuses_a_stale_version(store).await;
     delete_removes(store).await;
     rotate_moves_in_one_step(store).await;
     rotate_refuses_conflicts_and_collisions(store).await;
@@ -223,11 +226,12 @@ pub async fn touch_extends_without_rewriting<S: SessionStore>(store: &S) {
     store.create(&key, &record).await.expect("create failed");
     let later = now + Duration::from_secs(10);
     let new_deadline = now + Duration::from_secs(7200);
-    assert!(
+    assert_eq!(
         store
-            .touch(&key, later, new_deadline, now)
+            .touch(&key, record.version, later, new_deadline, now)
             .await
             .expect("touch failed"),
+        TouchOutcome::Touched,
         "touch of a live record"
     );
     let touched = found(store, &key, now).await.expect("record vanished");
@@ -240,17 +244,41 @@ pub async fn touch_extends_without_rewriting<S: SessionStore>(store: &S) {
     assert_eq!(touched.data, record.data, "touch must not rewrite data");
 
     let missing = fresh_key();
-    assert!(
-        !store
-            .touch(&missing, later, new_deadline, now)
+    assert_eq!(
+        store
+            .touch(&missing, 1, later, new_deadline, now)
             .await
-            .expect("touch failed")
+            .expect("touch failed"),
+        TouchOutcome::Missing
     );
     assert_eq!(
         store.load(&missing, now).await.expect("load failed"),
         LoadOutcome::Missing,
         "touch must never create a record"
     );
+}
+
+/// `touch` with a version other than the stored one changes nothing (S38): a reader that
+/// loaded before a save must not move the deadline that save set.
+pub async fn touch_refuses_a_stale_version<S: SessionStore>(store: &S) {
+    let key = fresh_key();
+    let now = now_millis();
+    let record = sample_record(None, "{}");
+    store.create(&key, &record).await.expect("create failed");
+    let mut fixed = record.clone();
+    fixed.version = 2;
+    fixed.expires_at = now + Duration::from_secs(60);
+    assert_eq!(
+        store.save(&key, &fixed, 1, now).await.expect("save failed"),
+        SaveOutcome::Saved
+    );
+    let stale = store
+        .touch(&key, 1, now, now + Duration::from_secs(7200), now)
+        .await
+        .expect("touch failed");
+    assert_eq!(stale, TouchOutcome::Conflict, "a stale touch was applied");
+    let stored = found(store, &key, now).await.expect("record vanished");
+    assert_eq!(stored, fixed, "a stale touch changed the record");
 }
 
 /// `delete` removes the record and reports whether there was one.
@@ -584,10 +612,11 @@ pub async fn immediate_methods_agree<S: SessionStore>(store: &S) {
     );
 
     let deadline = now + Duration::from_secs(7200);
-    assert!(
+    assert_eq!(
         immediate
-            .touch_now(&key, now, deadline, now)
-            .expect("touch_now failed")
+            .touch_now(&key, 2, now, deadline, now)
+            .expect("touch_now failed"),
+        TouchOutcome::Touched
     );
     next.last_active = now;
     next.expires_at = deadline;

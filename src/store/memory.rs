@@ -16,7 +16,7 @@ use crate::expiry::{Clock, SystemClock};
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
     CreateOutcome, ImmediateStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo,
-    SessionStore,
+    SessionStore, TouchOutcome,
 };
 
 use self::codec::View;
@@ -274,11 +274,13 @@ impl ImmediateStore for MemoryStore {
     fn touch_now(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
-        self.inner.touch(key, last_active, expires_at, now)
+    ) -> Result<TouchOutcome, SessionError> {
+        self.inner
+            .touch(key, expected_version, last_active, expires_at, now)
     }
 
     fn delete_now(&self, key: &StoreKey) -> Result<bool, SessionError> {
@@ -324,11 +326,12 @@ impl SessionStore for MemoryStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
-        self.touch_now(key, last_active, expires_at, now)
+    ) -> Result<TouchOutcome, SessionError> {
+        self.touch_now(key, expected_version, last_active, expires_at, now)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
@@ -514,16 +517,20 @@ impl Inner {
     fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<TouchOutcome, SessionError> {
         let Some(mut slot) = self.sessions.get_mut(key) else {
-            return Ok(false);
+            return Ok(TouchOutcome::Missing);
         };
         let stored = View::decode(slot.value())?;
         if stored.is_expired(now) {
-            return Ok(false);
+            return Ok(TouchOutcome::Missing);
+        }
+        if stored.version != expected_version {
+            return Ok(TouchOutcome::Conflict);
         }
         let touched = View {
             last_active,
@@ -532,7 +539,7 @@ impl Inner {
         }
         .encode();
         *slot = touched;
-        Ok(true)
+        Ok(TouchOutcome::Touched)
     }
 
     /// Removes the entry under `key` if `condition` holds for it, keeping the index in step.

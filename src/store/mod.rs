@@ -117,6 +117,19 @@ pub enum SaveOutcome {
     Missing,
 }
 
+/// What [`SessionStore::touch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchOutcome {
+    /// The deadline was moved.
+    Touched,
+    /// The stored version differs from the one the caller loaded: another request changed
+    /// the session since (and may have set its deadline, with `set_expiry` say); nothing was
+    /// written.
+    Conflict,
+    /// No live record under this key; nothing was written.
+    Missing,
+}
+
 /// What [`SessionStore::rotate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotateOutcome {
@@ -176,14 +189,17 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<SaveOutcome, SessionError>> + Send;
 
     /// Sets `last_active` and `expires_at` of the live record under `key`, leaving data and
-    /// version untouched. Returns `false` if there is no live record (it is not recreated).
+    /// version untouched, only if the stored version equals `expected_version` (the version
+    /// the caller loaded): a touch computed from a stale read must never move a deadline that
+    /// a later save set. A missing record is not recreated.
     fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> impl Future<Output = Result<bool, SessionError>> + Send;
+    ) -> impl Future<Output = Result<TouchOutcome, SessionError>> + Send;
 
     /// Deletes the record under `key`. Returns whether one existed.
     fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<bool, SessionError>> + Send;
@@ -259,10 +275,11 @@ pub trait ImmediateStore: Send + Sync {
     fn touch_now(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError>;
+    ) -> Result<TouchOutcome, SessionError>;
     /// [`SessionStore::delete`], without waiting.
     fn delete_now(&self, key: &StoreKey) -> Result<bool, SessionError>;
     /// [`SessionStore::rotate`], without waiting.
@@ -301,10 +318,11 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn touch<'a>(
         &'a self,
         key: &'a StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> BoxFuture<'a, Result<bool, SessionError>>;
+    ) -> BoxFuture<'a, Result<TouchOutcome, SessionError>>;
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, SessionError>>;
     fn rotate<'a>(
         &'a self,
@@ -357,11 +375,19 @@ impl<S: SessionStore> ErasedStore for S {
     fn touch<'a>(
         &'a self,
         key: &'a StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> BoxFuture<'a, Result<bool, SessionError>> {
-        Box::pin(SessionStore::touch(self, key, last_active, expires_at, now))
+    ) -> BoxFuture<'a, Result<TouchOutcome, SessionError>> {
+        Box::pin(SessionStore::touch(
+            self,
+            key,
+            expected_version,
+            last_active,
+            expires_at,
+            now,
+        ))
     }
     fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, SessionError>> {
         Box::pin(SessionStore::delete(self, key))
@@ -465,11 +491,14 @@ impl SessionStore for DynStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
-        self.inner.touch(key, last_active, expires_at, now).await
+    ) -> Result<TouchOutcome, SessionError> {
+        self.inner
+            .touch(key, expected_version, last_active, expires_at, now)
+            .await
     }
     async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
         self.inner.delete(key).await

@@ -18,6 +18,7 @@ use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
     CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+    TouchOutcome,
 };
 
 /// The schema used unless the builder says otherwise.
@@ -220,7 +221,7 @@ impl Statements {
             )),
             touch: sql(format!(
                 "UPDATE {t} SET last_active = $2, expires_at = $3 \
-                 WHERE key = $1 AND expires_at > $4"
+                 WHERE key = $1 AND expires_at > $4 AND version = $5"
             )),
             delete: sql(format!("DELETE FROM {t} WHERE key = $1")),
             delete_if_current: sql(format!(
@@ -750,20 +751,31 @@ impl SessionStore for PostgresStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<TouchOutcome, SessionError> {
+        let expected = to_version(expected_version, "expected version")?;
+        let now = to_millis(now, "now")?;
         let updated = sqlx::query(sql(&self.shared.sql.touch))
             .bind(key.as_bytes().as_slice())
             .bind(to_millis(last_active, "last_active")?)
             .bind(to_millis(expires_at, "expires_at")?)
-            .bind(to_millis(now, "now")?)
+            .bind(now)
+            .bind(expected)
             .execute(&self.pool)
             .await
             .map_err(SessionError::store)?
             .rows_affected();
-        Ok(updated == 1)
+        if updated == 1 {
+            return Ok(TouchOutcome::Touched);
+        }
+        let current = self.live_version(&self.pool, key, now).await?;
+        Ok(match classify_miss(current, expected) {
+            MissReason::Conflict => TouchOutcome::Conflict,
+            MissReason::Missing => TouchOutcome::Missing,
+        })
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {

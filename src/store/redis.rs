@@ -19,6 +19,7 @@ use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
     CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+    TouchOutcome,
 };
 
 const DEFAULT_KEY_PREFIX: &str = "sessionware:";
@@ -81,11 +82,12 @@ if KEYS[2] then index_add(KEYS[2], ARGV[1], expires, grace) end
 return 1
 ";
 
-/// KEYS: session. ARGV: member, last active, expires, now, grace.
-/// Returns 1 when touched, 0 when missing or expired.
+/// KEYS: session. ARGV: member, last active, expires, now, grace, expected version.
+/// Returns 1 when touched, 0 when missing or expired, 2 on a version conflict.
 const LUA_TOUCH: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 'expires', 'ix')
+local cur = redis.call('HMGET', KEYS[1], 'expires', 'ix', 'version')
 if not cur[1] or tonumber(cur[1]) <= tonumber(ARGV[4]) then return 0 end
+if cur[3] ~= ARGV[6] then return 2 end
 local expires, grace = tonumber(ARGV[3]), tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'active', ARGV[2], 'expires', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], int(expires + grace))
@@ -692,10 +694,11 @@ impl SessionStore for RedisStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<TouchOutcome, SessionError> {
         let touched: i64 = SCRIPTS
             .touch
             .key(self.layout.session_key(key))
@@ -704,10 +707,18 @@ impl SessionStore for RedisStore {
             .arg(to_millis(expires_at)?)
             .arg(to_millis(now)?)
             .arg(self.layout.grace_millis)
+            .arg(expected_version.to_string())
             .invoke_async(&mut self.conn())
             .await
             .map_err(SessionError::store)?;
-        Ok(touched == 1)
+        match touched {
+            1 => Ok(TouchOutcome::Touched),
+            0 => Ok(TouchOutcome::Missing),
+            2 => Ok(TouchOutcome::Conflict),
+            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                "touch",
+            ))),
+        }
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {

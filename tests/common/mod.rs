@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
 use sessionware::{
     CreateOutcome, Expiry, LoadOutcome, Record, RotateOutcome, SaveOutcome, Session, SessionError,
-    SessionHandle, SessionInfo, SessionStore, StoreKey,
+    SessionHandle, SessionInfo, SessionStore, StoreKey, TouchOutcome,
 };
 use tower::ServiceExt as _;
 
@@ -429,12 +429,15 @@ impl<S: SessionStore> SessionStore for Instrumented<S> {
     async fn touch(
         &self,
         key: &StoreKey,
+        expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<TouchOutcome, SessionError> {
         self.enter(&self.calls.touch, Some(key))?;
-        self.inner.touch(key, last_active, expires_at, now).await
+        self.inner
+            .touch(key, expected_version, last_active, expires_at, now)
+            .await
     }
     async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
         self.enter(&self.calls.delete, Some(key))?;
