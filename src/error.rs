@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 /// A boxed error source, kept intact so callers can inspect or downcast it.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -16,6 +17,17 @@ pub enum SessionError {
     /// The store failed: the server is unreachable, a query failed, or a stored record could
     /// not be decoded. The source is the store's own error.
     Store(BoxError),
+    /// A store operation, connecting included, did not finish within the store's timeout
+    /// and was abandoned.
+    ///
+    /// Likely cause: the store's server is down, paused, overloaded or unreachable. Each
+    /// remote store's builder sets the timeout (`operation_timeout`, default 2 seconds).
+    StoreTimeout {
+        /// The operation that timed out (`load`, `save`, ...).
+        operation: &'static str,
+        /// The timeout it exceeded.
+        timeout: Duration,
+    },
     /// A value could not be serialized into, or deserialized out of, the session.
     ///
     /// Likely cause: the type asked for in [`Session::get`](crate::Session::get) differs from
@@ -65,6 +77,10 @@ impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Store(_) => f.write_str("session store operation failed"),
+            Self::StoreTimeout { operation, timeout } => write!(
+                f,
+                "session store operation `{operation}` did not finish within {timeout:?}"
+            ),
             Self::Serialization(_) => f.write_str("session value could not be (de)serialized"),
             Self::CapacityExceeded => f.write_str("session store is full"),
             Self::Interrupted => {

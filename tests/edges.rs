@@ -13,7 +13,7 @@ use common::{Client, Instrumented, app, send, store_key_of};
 use sessionware::{
     Clock, DynStore, Key, LoadOutcome, ManualClock, MemoryStore, Session, SessionError,
     SessionLayer, SessionStore,
-    store::conformance::{fresh_key, fresh_user},
+    store::conformance::{fresh_key, fresh_user, now_millis, sample_record},
 };
 use tokio::sync::Barrier;
 
@@ -429,6 +429,64 @@ async fn s38_a_stale_reader_never_moves_a_deadline_set_since_it_loaded() {
             client.send("GET", "/get/k").await.body,
             "none",
             "{}: served past its fixed deadline",
+            backend.name
+        );
+        backend.clean_up().await;
+    }
+}
+
+// S36 ---------------------------------------------------------------------------------------
+
+/// How many times each store races a revocation against a rotation.
+const REVOCATION_TRIALS: usize = 1_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s36_revoking_a_user_while_a_session_rotates_leaves_no_live_session() {
+    for backend in backends().await {
+        let store = backend.store.clone();
+        let mut survived = 0;
+        for _ in 0..REVOCATION_TRIALS {
+            let user = fresh_user();
+            let old = fresh_key();
+            let new = fresh_key();
+            let record = sample_record(Some(&user), "{}");
+            store.create(&old, &record).await.expect("create");
+            let mut moved = record.clone();
+            moved.version = 2;
+            let start = Arc::new(Barrier::new(2));
+            let rotation = tokio::spawn({
+                let (store, start, moved) = (store.clone(), start.clone(), moved.clone());
+                async move {
+                    start.wait().await;
+                    store.rotate(&old, &new, &moved, 1, now_millis()).await
+                }
+            });
+            let revocation = tokio::spawn({
+                let (store, start, user) = (store.clone(), start.clone(), user.clone());
+                async move {
+                    start.wait().await;
+                    store.revoke_user(&user, None).await
+                }
+            });
+            rotation.await.unwrap().expect("rotate");
+            revocation.await.unwrap().expect("revoke_user");
+            let now = now_millis();
+            let live = [old, new].into_iter().map(|key| {
+                let store = store.clone();
+                async move { matches!(store.load(&key, now).await, Ok(LoadOutcome::Found(_))) }
+            });
+            let mut any_live = false;
+            for check in live {
+                any_live |= check.await;
+            }
+            let listed = store.sessions_of(&user, now).await.expect("sessions_of");
+            if any_live || !listed.is_empty() {
+                survived += 1;
+            }
+        }
+        assert_eq!(
+            survived, 0,
+            "{}: {survived} of {REVOCATION_TRIALS} sessions survived a revocation racing their rotation",
             backend.name
         );
         backend.clean_up().await;

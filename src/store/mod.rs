@@ -28,6 +28,26 @@ pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
 
+/// The default bound on each operation of a remote store, connecting included.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) const DEFAULT_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs a store operation, giving up with [`SessionError::StoreTimeout`] after `timeout`.
+/// Dropping the operation's future abandons it: a script or statement the server already
+/// received may still complete there, which every operation tolerates (each is atomic, and
+/// a retry after a timeout reads the outcome afresh).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) async fn within<T>(
+    timeout: std::time::Duration,
+    operation: &'static str,
+    future: impl Future<Output = Result<T, SessionError>>,
+) -> Result<T, SessionError> {
+    match tokio::time::timeout(timeout, future).await {
+        Ok(result) => result,
+        Err(_) => Err(SessionError::StoreTimeout { operation, timeout }),
+    }
+}
+
 /// A stored session.
 ///
 /// Stores keep it as they please but must return exactly what was written. The layer

@@ -17,8 +17,8 @@ use crate::error::{ConfigError, SessionError};
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
-    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
-    TouchOutcome,
+    CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, Record, RotateOutcome, SaveOutcome,
+    SessionInfo, SessionStore, TouchOutcome, within,
 };
 
 /// The schema used unless the builder says otherwise.
@@ -50,8 +50,10 @@ SELECT
 
 /// A [`SessionStore`] keeping sessions in a PostgreSQL table (feature `postgres`).
 ///
-/// Every operation is one atomic statement, except [`rotate`](SessionStore::rotate), which is
-/// one short transaction. Cloning is cheap: clones share the connection pool. `Debug` shows
+/// Every operation is one atomic statement (a rotation changes the row's key in place, so a
+/// concurrent [`revoke_user`](SessionStore::revoke_user) never misses a rotating session),
+/// and each is bounded by the [operation timeout](PostgresStoreBuilder::operation_timeout),
+/// connecting included. Cloning is cheap: clones share the connection pool. `Debug` shows
 /// the schema and table only, never the pool's connection options.
 ///
 /// # Schema
@@ -150,6 +152,7 @@ struct Shared {
     schema: String,
     table: String,
     delete_batch_size: u32,
+    operation_timeout: Duration,
     expires_index: String,
     user_index: String,
     sql: Statements,
@@ -168,7 +171,7 @@ struct Statements {
     live_version: Arc<str>,
     touch: Arc<str>,
     delete: Arc<str>,
-    delete_if_current: Arc<str>,
+    rotate: Arc<str>,
     delete_expired_batch: Arc<str>,
     sessions_of: Arc<str>,
     revoke_user: Arc<str>,
@@ -224,8 +227,13 @@ impl Statements {
                  WHERE key = $1 AND expires_at > $4 AND version = $5"
             )),
             delete: sql(format!("DELETE FROM {t} WHERE key = $1")),
-            delete_if_current: sql(format!(
-                "DELETE FROM {t} WHERE key = $1 AND version = $2 AND expires_at > $3"
+            // The row changes key in place: a concurrent `revoke_user` that waits for the
+            // row lock re-checks its condition on the moved row and deletes it, where a
+            // DELETE plus INSERT would leave it a row its snapshot never saw.
+            rotate: sql(format!(
+                "UPDATE {t} SET key = $1, version = $2, user_id = $3, created_at = $4, \
+                 last_active = $5, expires_at = $6, expiry = $7::jsonb, data = $8 \
+                 WHERE key = $9 AND version = $10 AND expires_at > $11"
             )),
             delete_expired_batch: sql(format!(
                 "DELETE FROM {t} WHERE key IN (\
@@ -249,7 +257,12 @@ impl Statements {
 }
 
 impl Shared {
-    fn new(schema: String, table: String, delete_batch_size: u32) -> Self {
+    fn new(
+        schema: String,
+        table: String,
+        delete_batch_size: u32,
+        operation_timeout: Duration,
+    ) -> Self {
         let expires_index = index_name(&table, "expires_at_idx");
         let user_index = index_name(&table, "user_id_idx");
         let sql = Statements::new(&schema, &table, &expires_index, &user_index);
@@ -257,6 +270,7 @@ impl Shared {
             schema,
             table,
             delete_batch_size,
+            operation_timeout,
             expires_index,
             user_index,
             sql,
@@ -282,6 +296,7 @@ impl PostgresStore {
                 DEFAULT_SCHEMA.to_owned(),
                 DEFAULT_TABLE.to_owned(),
                 DEFAULT_DELETE_BATCH_SIZE,
+                DEFAULT_OPERATION_TIMEOUT,
             )),
         }
     }
@@ -293,6 +308,7 @@ impl PostgresStore {
             schema: DEFAULT_SCHEMA.to_owned(),
             table: DEFAULT_TABLE.to_owned(),
             delete_batch_size: DEFAULT_DELETE_BATCH_SIZE,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
     }
 
@@ -302,9 +318,17 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] if the URL is invalid or the server cannot be reached.
+    /// [`SessionError::Store`] if the URL is invalid or the server refuses the connection,
+    /// [`SessionError::StoreTimeout`] if it does not answer within 2 seconds.
     pub async fn connect(url: &str) -> Result<Self, SessionError> {
-        let pool = PgPool::connect(url).await.map_err(SessionError::store)?;
+        let pool = within(DEFAULT_OPERATION_TIMEOUT, "connect", async {
+            sqlx::postgres::PgPoolOptions::new()
+                .acquire_timeout(DEFAULT_OPERATION_TIMEOUT)
+                .connect(url)
+                .await
+                .map_err(SessionError::store)
+        })
+        .await?;
         Ok(Self::new(pool))
     }
 
@@ -418,6 +442,7 @@ pub struct PostgresStoreBuilder {
     schema: String,
     table: String,
     delete_batch_size: u32,
+    operation_timeout: Duration,
 }
 
 impl PostgresStoreBuilder {
@@ -452,6 +477,18 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// The longest any one store operation may take, waiting for a pooled connection (or
+    /// connecting) included; past it the operation is abandoned with
+    /// [`SessionError::StoreTimeout`]. Default: 2 seconds.
+    ///
+    /// While the server is down or paused, every request that needs the store then fails
+    /// within this bound instead of piling up. Must not be zero; checked by
+    /// [`build`](Self::build).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Checks the configuration and builds the store.
     ///
     /// # Errors
@@ -469,9 +506,20 @@ impl PostgresStoreBuilder {
                 reason: "must be at least 1".to_owned(),
             });
         }
+        if self.operation_timeout.is_zero() {
+            return Err(ConfigError::InvalidStoreSetting {
+                setting: "operation_timeout",
+                reason: "must be greater than zero".to_owned(),
+            });
+        }
         Ok(PostgresStore {
             pool: self.pool,
-            shared: Arc::new(Shared::new(self.schema, self.table, self.delete_batch_size)),
+            shared: Arc::new(Shared::new(
+                self.schema,
+                self.table,
+                self.delete_batch_size,
+                self.operation_timeout,
+            )),
         })
     }
 }
@@ -482,6 +530,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("schema", &self.schema)
             .field("table", &self.table)
             .field("delete_batch_size", &self.delete_batch_size)
+            .field("operation_timeout", &self.operation_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -690,33 +739,39 @@ enum MissReason {
 
 impl SessionStore for PostgresStore {
     async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
-        let now = to_millis(now, "now")?;
-        let row = sqlx::query(sql(&self.shared.sql.load))
-            .bind(key.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(SessionError::store)?;
-        let Some(row) = row else {
-            return Ok(LoadOutcome::Missing);
-        };
-        if column::<i64>(&row, "expires_at")? <= now {
-            return Ok(LoadOutcome::Expired);
-        }
-        decode_record(&row).map(LoadOutcome::Found)
+        within(self.shared.operation_timeout, "load", async {
+            let now = to_millis(now, "now")?;
+            let row = sqlx::query(sql(&self.shared.sql.load))
+                .bind(key.as_bytes().as_slice())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(SessionError::store)?;
+            let Some(row) = row else {
+                return Ok(LoadOutcome::Missing);
+            };
+            if column::<i64>(&row, "expires_at")? <= now {
+                return Ok(LoadOutcome::Expired);
+            }
+            decode_record(&row).map(LoadOutcome::Found)
+        })
+        .await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
-        let args = record_arguments(key, record)?;
-        let inserted = sqlx::query_with(sql(&self.shared.sql.insert), args)
-            .execute(&self.pool)
-            .await
-            .map_err(SessionError::store)?
-            .rows_affected();
-        Ok(if inserted == 1 {
-            CreateOutcome::Created
-        } else {
-            CreateOutcome::Collision
+        within(self.shared.operation_timeout, "create", async {
+            let args = record_arguments(key, record)?;
+            let inserted = sqlx::query_with(sql(&self.shared.sql.insert), args)
+                .execute(&self.pool)
+                .await
+                .map_err(SessionError::store)?
+                .rows_affected();
+            Ok(if inserted == 1 {
+                CreateOutcome::Created
+            } else {
+                CreateOutcome::Collision
+            })
         })
+        .await
     }
 
     async fn save(
@@ -726,26 +781,29 @@ impl SessionStore for PostgresStore {
         expected_version: u64,
         now: SystemTime,
     ) -> Result<SaveOutcome, SessionError> {
-        let expected = to_version(expected_version, "expected version")?;
-        let now = to_millis(now, "now")?;
-        let mut args = record_arguments(key, record)?;
-        push(&mut args, expected)?;
-        push(&mut args, now)?;
-        let updated = sqlx::query_with(sql(&self.shared.sql.save), args)
-            .execute(&self.pool)
-            .await
-            .map_err(SessionError::store)?
-            .rows_affected();
-        if updated == 1 {
-            return Ok(SaveOutcome::Saved);
-        }
-        // The update wrote nothing; a fresh look (a new snapshot, after any concurrent
-        // writer committed) tells a changed version from a vanished record.
-        let current = self.live_version(&self.pool, key, now).await?;
-        Ok(match classify_miss(current, expected) {
-            MissReason::Conflict => SaveOutcome::Conflict,
-            MissReason::Missing => SaveOutcome::Missing,
+        within(self.shared.operation_timeout, "save", async {
+            let expected = to_version(expected_version, "expected version")?;
+            let now = to_millis(now, "now")?;
+            let mut args = record_arguments(key, record)?;
+            push(&mut args, expected)?;
+            push(&mut args, now)?;
+            let updated = sqlx::query_with(sql(&self.shared.sql.save), args)
+                .execute(&self.pool)
+                .await
+                .map_err(SessionError::store)?
+                .rows_affected();
+            if updated == 1 {
+                return Ok(SaveOutcome::Saved);
+            }
+            // The update wrote nothing; a fresh look (a new snapshot, after any concurrent
+            // writer committed) tells a changed version from a vanished record.
+            let current = self.live_version(&self.pool, key, now).await?;
+            Ok(match classify_miss(current, expected) {
+                MissReason::Conflict => SaveOutcome::Conflict,
+                MissReason::Missing => SaveOutcome::Missing,
+            })
         })
+        .await
     }
 
     async fn touch(
@@ -756,36 +814,42 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<TouchOutcome, SessionError> {
-        let expected = to_version(expected_version, "expected version")?;
-        let now = to_millis(now, "now")?;
-        let updated = sqlx::query(sql(&self.shared.sql.touch))
-            .bind(key.as_bytes().as_slice())
-            .bind(to_millis(last_active, "last_active")?)
-            .bind(to_millis(expires_at, "expires_at")?)
-            .bind(now)
-            .bind(expected)
-            .execute(&self.pool)
-            .await
-            .map_err(SessionError::store)?
-            .rows_affected();
-        if updated == 1 {
-            return Ok(TouchOutcome::Touched);
-        }
-        let current = self.live_version(&self.pool, key, now).await?;
-        Ok(match classify_miss(current, expected) {
-            MissReason::Conflict => TouchOutcome::Conflict,
-            MissReason::Missing => TouchOutcome::Missing,
+        within(self.shared.operation_timeout, "touch", async {
+            let expected = to_version(expected_version, "expected version")?;
+            let now = to_millis(now, "now")?;
+            let updated = sqlx::query(sql(&self.shared.sql.touch))
+                .bind(key.as_bytes().as_slice())
+                .bind(to_millis(last_active, "last_active")?)
+                .bind(to_millis(expires_at, "expires_at")?)
+                .bind(now)
+                .bind(expected)
+                .execute(&self.pool)
+                .await
+                .map_err(SessionError::store)?
+                .rows_affected();
+            if updated == 1 {
+                return Ok(TouchOutcome::Touched);
+            }
+            let current = self.live_version(&self.pool, key, now).await?;
+            Ok(match classify_miss(current, expected) {
+                MissReason::Conflict => TouchOutcome::Conflict,
+                MissReason::Missing => TouchOutcome::Missing,
+            })
         })
+        .await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        let deleted = sqlx::query(sql(&self.shared.sql.delete))
-            .bind(key.as_bytes().as_slice())
-            .execute(&self.pool)
-            .await
-            .map_err(SessionError::store)?
-            .rows_affected();
-        Ok(deleted > 0)
+        within(self.shared.operation_timeout, "delete", async {
+            let deleted = sqlx::query(sql(&self.shared.sql.delete))
+                .bind(key.as_bytes().as_slice())
+                .execute(&self.pool)
+                .await
+                .map_err(SessionError::store)?
+                .rows_affected();
+            Ok(deleted > 0)
+        })
+        .await
     }
 
     async fn rotate(
@@ -796,63 +860,67 @@ impl SessionStore for PostgresStore {
         expected_version: u64,
         now: SystemTime,
     ) -> Result<RotateOutcome, SessionError> {
-        let expected = to_version(expected_version, "expected version")?;
-        let now_millis = to_millis(now, "now")?;
-        let insert_args = record_arguments(new, record)?;
-        if old == new {
-            // Deleting then inserting would silently overwrite: the new key is occupied by
-            // the very record being moved.
-            let current = self.live_version(&self.pool, old, now_millis).await?;
-            return Ok(match current {
-                None => RotateOutcome::Missing,
-                Some(version) if version != expected => RotateOutcome::Conflict,
-                Some(_) => RotateOutcome::Collision,
-            });
-        }
+        within(self.shared.operation_timeout, "rotate", async {
+            let expected = to_version(expected_version, "expected version")?;
+            let now_millis = to_millis(now, "now")?;
+            let mut args = record_arguments(new, record)?;
+            if old == new {
+                // Moving the row onto its own key would succeed in place, yet the new key is
+                // taken: by the very record being moved.
+                let current = self.live_version(&self.pool, old, now_millis).await?;
+                return Ok(match current {
+                    None => RotateOutcome::Missing,
+                    Some(version) if version != expected => RotateOutcome::Conflict,
+                    Some(_) => RotateOutcome::Collision,
+                });
+            }
 
-        let mut tx = self.pool.begin().await.map_err(SessionError::store)?;
-        let deleted = sqlx::query(sql(&self.shared.sql.delete_if_current))
-            .bind(old.as_bytes().as_slice())
-            .bind(expected)
-            .bind(now_millis)
-            .execute(&mut *tx)
-            .await
-            .map_err(SessionError::store)?
-            .rows_affected();
-        if deleted == 0 {
-            let current = self.live_version(&mut *tx, old, now_millis).await?;
-            tx.rollback().await.map_err(SessionError::store)?;
-            return Ok(match classify_miss(current, expected) {
+            push(&mut args, old.as_bytes().as_slice())?;
+            push(&mut args, expected)?;
+            push(&mut args, now_millis)?;
+            let moved = match sqlx::query_with(sql(&self.shared.sql.rotate), args)
+                .execute(&self.pool)
+                .await
+            {
+                Ok(done) => done.rows_affected(),
+                // The new key is taken (unique_violation): the statement changed nothing.
+                Err(error)
+                    if error
+                        .as_database_error()
+                        .is_some_and(|error| error.code().as_deref() == Some("23505")) =>
+                {
+                    return Ok(RotateOutcome::Collision);
+                }
+                Err(error) => return Err(SessionError::store(error)),
+            };
+            if moved == 1 {
+                return Ok(RotateOutcome::Rotated);
+            }
+            let current = self.live_version(&self.pool, old, now_millis).await?;
+            Ok(match classify_miss(current, expected) {
                 MissReason::Conflict => RotateOutcome::Conflict,
                 MissReason::Missing => RotateOutcome::Missing,
-            });
-        }
-        let inserted = sqlx::query_with(sql(&self.shared.sql.insert), insert_args)
-            .execute(&mut *tx)
-            .await
-            .map_err(SessionError::store)?
-            .rows_affected();
-        if inserted == 0 {
-            // Undo the delete: nothing is written on a collision.
-            tx.rollback().await.map_err(SessionError::store)?;
-            return Ok(RotateOutcome::Collision);
-        }
-        tx.commit().await.map_err(SessionError::store)?;
-        Ok(RotateOutcome::Rotated)
+            })
+        })
+        .await
     }
 
+    /// Deletes in batches; the operation timeout bounds each batch, not the whole purge.
     async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
         let now = to_millis(now, "now")?;
         let batch = self.shared.delete_batch_size;
         let mut total = 0_u64;
         loop {
-            let deleted = sqlx::query(sql(&self.shared.sql.delete_expired_batch))
-                .bind(now)
-                .bind(i64::from(batch))
-                .execute(&self.pool)
-                .await
-                .map_err(SessionError::store)?
-                .rows_affected();
+            let deleted = within(self.shared.operation_timeout, "delete_expired", async {
+                sqlx::query(sql(&self.shared.sql.delete_expired_batch))
+                    .bind(now)
+                    .bind(i64::from(batch))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(SessionError::store)
+            })
+            .await?
+            .rows_affected();
             total += deleted;
             // A short batch means the backlog is gone, apart from rows other transactions
             // hold locked; those are left for the next run rather than waited for.
@@ -867,13 +935,16 @@ impl SessionStore for PostgresStore {
         user: &str,
         now: SystemTime,
     ) -> Result<Vec<SessionInfo>, SessionError> {
-        let rows = sqlx::query(sql(&self.shared.sql.sessions_of))
-            .bind(user)
-            .bind(to_millis(now, "now")?)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(SessionError::store)?;
-        rows.iter().map(decode_info).collect()
+        within(self.shared.operation_timeout, "sessions_of", async {
+            let rows = sqlx::query(sql(&self.shared.sql.sessions_of))
+                .bind(user)
+                .bind(to_millis(now, "now")?)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(SessionError::store)?;
+            rows.iter().map(decode_info).collect()
+        })
+        .await
     }
 
     async fn revoke_user(
@@ -881,21 +952,27 @@ impl SessionStore for PostgresStore {
         user: &str,
         except: Option<&SessionHandle>,
     ) -> Result<u64, SessionError> {
-        // The trait passes no time here; the system clock decides which of the deleted
-        // records were still live sessions and are counted.
-        let now = to_millis(SystemTime::now(), "now")?;
-        let revoked: i64 = sqlx::query_scalar(sql(&self.shared.sql.revoke_user))
-            .bind(user)
-            .bind(except.map(|handle| handle.store_key().as_bytes().as_slice()))
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(SessionError::store)?;
-        u64::try_from(revoked).map_err(|_| malformed("negative count"))
+        within(self.shared.operation_timeout, "revoke_user", async {
+            // The trait passes no time here; the system clock decides which of the deleted
+            // records were still live sessions and are counted.
+            let now = to_millis(SystemTime::now(), "now")?;
+            let revoked: i64 = sqlx::query_scalar(sql(&self.shared.sql.revoke_user))
+                .bind(user)
+                .bind(except.map(|handle| handle.store_key().as_bytes().as_slice()))
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(SessionError::store)?;
+            u64::try_from(revoked).map_err(|_| malformed("negative count"))
+        })
+        .await
     }
 
     async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        self.delete(handle.store_key()).await
+        within(self.shared.operation_timeout, "revoke", async {
+            self.delete(handle.store_key()).await
+        })
+        .await
     }
 }
 
