@@ -9,6 +9,7 @@ use http::{Response, StatusCode};
 use serde_json::{Map, Value};
 use tower_layer::Layer;
 
+use crate::contention::WriteTurns;
 use crate::cookie::{CookieConfig, CookieTemplate, SameSite};
 use crate::error::{ConfigError, SessionError};
 use crate::expiry::{Clock, Lifetime, SystemClock};
@@ -20,6 +21,9 @@ use crate::store::{
     CreateOutcome, ErasedStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionStore,
     TouchOutcome,
 };
+
+/// The default of [`SessionLayer::conflict_budget`]: of the order of a store timeout.
+const DEFAULT_CONFLICT_BUDGET: Duration = Duration::from_secs(2);
 
 /// The default of [`SessionLayer::max_data_len`]: 64 KiB.
 const DEFAULT_MAX_DATA_LEN: usize = 64 * 1024;
@@ -87,6 +91,10 @@ pub(crate) struct Config {
     pub(crate) lifetime: Lifetime,
     /// The most bytes of serialized values a session may hold.
     max_data_len: usize,
+    /// How long a commit keeps retrying compare-and-swap conflicts with other processes.
+    pub(crate) conflict_budget: Duration,
+    /// Queues the writers of one session in this process; shared by every clone.
+    pub(crate) write_turns: Arc<WriteTurns>,
     clock: Arc<dyn Clock>,
     error_response: Arc<ErrorResponse>,
     on_error: Option<Arc<ErrorObserver>>,
@@ -111,6 +119,8 @@ impl<S: SessionStore> SessionLayer<S> {
                     touch_after: None,
                 },
                 max_data_len: DEFAULT_MAX_DATA_LEN,
+                conflict_budget: DEFAULT_CONFLICT_BUDGET,
+                write_turns: Arc::new(WriteTurns::new()),
                 clock: Arc::new(SystemClock),
                 error_response: Arc::new(default_error_response),
                 on_error: None,
@@ -234,6 +244,19 @@ impl<S> SessionLayer<S> {
     /// [`Session::update`]: crate::Session::update
     pub fn max_data_len(mut self, bytes: usize) -> Self {
         self.config_mut().max_data_len = bytes;
+        self
+    }
+
+    /// How long a write keeps retrying when other processes keep saving the same session
+    /// first. Default: 2 seconds.
+    ///
+    /// Writers of one session in one process never race each other: they commit one at a
+    /// time. A compare-and-swap that conflicts with another process reloads and tries again,
+    /// at once the first time, then after a jittered back-off that doubles from 1 ms to
+    /// 64 ms; once this budget has passed since the second conflict, the write fails with
+    /// [`SessionError::Conflict`].
+    pub fn conflict_budget(mut self, budget: Duration) -> Self {
+        self.config_mut().conflict_budget = budget;
         self
     }
 

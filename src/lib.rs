@@ -84,6 +84,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod contention;
 mod cookie;
 mod error;
 mod expiry;

@@ -19,6 +19,7 @@ use serde::de::{
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::contention::Retry;
 use crate::error::SessionError;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::{SessionHandle, SessionId, StoreKey};
@@ -29,11 +30,6 @@ use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcom
 /// How many times a create or a rotation draws a new ID after a collision before giving up.
 /// With 256-bit IDs a second draw already means the store is misbehaving.
 const MAX_ID_DRAWS: usize = 8;
-
-/// How many compare-and-swap attempts a save or an update makes before giving up with
-/// [`SessionError::Conflict`]. Every round of conflicting writers lets at least one of them
-/// through, so this many writers racing on one session all get through.
-const MAX_CAS_ATTEMPTS: usize = 64;
 
 /// The session of the current request.
 ///
@@ -270,8 +266,11 @@ impl Session {
         F: FnMut(Option<T>) -> T,
     {
         let mut state = Self::check_writable(self.lock_loaded(true).await?)?;
-        let now = state.now(&self.shared.config);
-        for _ in 0..MAX_CAS_ATTEMPTS {
+        let config = &self.shared.config;
+        let now = state.now(config);
+        let _turn = self.write_turn(&state).await;
+        let mut retry = Retry::new(config.conflict_budget);
+        loop {
             let (next, spliced) = match (&state.view, &state.base) {
                 // No value changes pending: the new value replaces the old one in the stored
                 // JSON, which is never parsed into a map (parsing, serializing and dropping
@@ -315,6 +314,7 @@ impl Session {
             match committed {
                 Committed::Done => return Ok(next),
                 Committed::Conflict => {
+                    retry.after_conflict().await?;
                     // The reload re-applies the request's other changes.
                     self.reload(&mut state, now).await?;
                     if state.interrupted {
@@ -327,7 +327,20 @@ impl Session {
                 }
             }
         }
-        Err(SessionError::Conflict)
+    }
+
+    /// Waits for this request's turn to write its stored session: the writers of one session
+    /// in this process commit one after the other (see [`crate::contention::WriteTurns`]). Not needed for a
+    /// store that answers without waiting, whose commits cannot interleave with each other's
+    /// I/O, nor before a session is stored (a new one gets a fresh ID).
+    async fn write_turn(&self, state: &State) -> Option<MutexGuard<'_, ()>> {
+        let config = &self.shared.config;
+        match &state.base {
+            Base::Stored { key, .. } if config.store.as_immediate().is_none() => {
+                Some(config.write_turns.turn(key).await)
+            }
+            _ => None,
+        }
     }
 
     /// Gives the session a new ID, keeping its data. The old ID stops working as soon as the
@@ -705,15 +718,19 @@ impl Session {
             // right Max-Age.
             self.load_incoming(&mut state, now).await?;
         }
-        let mut attempts = 0;
+        let _turn = if state.changes.any() {
+            self.write_turn(&state).await
+        } else {
+            None
+        };
+        let mut retry = Retry::new(config.conflict_budget);
         while state.changes.any() && !state.interrupted {
-            attempts += 1;
-            if attempts > MAX_CAS_ATTEMPTS {
-                return Err(SessionError::Conflict);
-            }
             match self.commit_now(&mut state, now, None).await? {
                 Committed::Done => {}
-                Committed::Conflict => self.reload(&mut state, now).await?,
+                Committed::Conflict => {
+                    retry.after_conflict().await?;
+                    self.reload(&mut state, now).await?;
+                }
                 Committed::Gone => self.interrupt(&mut state),
             }
         }

@@ -21,23 +21,42 @@ use tokio::sync::Barrier;
 struct Backend {
     name: &'static str,
     store: DynStore,
+    shared: Shared,
+}
+
+/// Where a store's sessions live, so that a second client of the same server can be opened.
+enum Shared {
+    /// In this process only.
+    Process,
+    #[cfg(feature = "redis")]
+    Redis { url: String, prefix: String },
     #[cfg(feature = "postgres")]
-    postgres: Option<(sqlx::PgPool, String)>,
+    Postgres {
+        url: String,
+        pool: sqlx::PgPool,
+        schema: String,
+    },
 }
 
 impl Backend {
-    fn new(name: &'static str, store: DynStore) -> Self {
-        Self {
-            name,
-            store,
+    /// A second client of the same server, as another instance of the app would have; `None`
+    /// for a store that lives in this process.
+    async fn second_client(&self) -> Option<DynStore> {
+        match &self.shared {
+            Shared::Process => None,
+            #[cfg(feature = "redis")]
+            Shared::Redis { url, prefix } => Some(DynStore::new(redis_store(url, prefix).await)),
             #[cfg(feature = "postgres")]
-            postgres: None,
+            Shared::Postgres { url, schema, .. } => Some(DynStore::new(postgres_store(
+                &postgres_pool(url).await,
+                schema,
+            ))),
         }
     }
 
     async fn clean_up(self) {
         #[cfg(feature = "postgres")]
-        if let Some((pool, schema)) = self.postgres {
+        if let Shared::Postgres { pool, schema, .. } = self.shared {
             let statement = format!("DROP SCHEMA \"{schema}\" CASCADE");
             sqlx::query(sqlx::AssertSqlSafe(statement))
                 .execute(&pool)
@@ -47,11 +66,43 @@ impl Backend {
     }
 }
 
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str, prefix: &str) -> sessionware::RedisStore {
+    sessionware::RedisStore::builder(url)
+        .key_prefix(prefix)
+        .build()
+        .await
+        .expect("REDIS_URL is set but the server is unreachable")
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_pool(url: &str) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .expect("DATABASE_URL is set but the server is unreachable")
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_store(pool: &sqlx::PgPool, schema: &str) -> sessionware::PostgresStore {
+    sessionware::PostgresStore::builder(pool.clone())
+        .schema(schema)
+        .build()
+        .expect("valid configuration")
+}
+
 /// Every store this environment provides, each empty.
 async fn backends() -> Vec<Backend> {
+    let process = |name, store| Backend {
+        name,
+        store,
+        shared: Shared::Process,
+    };
     let mut backends = vec![
-        Backend::new("memory", DynStore::new(MemoryStore::default())),
-        Backend::new(
+        process("memory", DynStore::new(MemoryStore::default())),
+        process(
             "memory (async path)",
             DynStore::new(Instrumented::new(MemoryStore::default())),
         ),
@@ -60,33 +111,27 @@ async fn backends() -> Vec<Backend> {
     match std::env::var("REDIS_URL") {
         Ok(url) => {
             let prefix = format!("sw-edges-{}:", &fresh_key().to_hex()[..12]);
-            let store = sessionware::RedisStore::builder(&url)
-                .key_prefix(prefix)
-                .build()
-                .await
-                .expect("REDIS_URL is set but the server is unreachable");
-            backends.push(Backend::new("redis", DynStore::new(store)));
+            let store = DynStore::new(redis_store(&url, &prefix).await);
+            backends.push(Backend {
+                name: "redis",
+                store,
+                shared: Shared::Redis { url, prefix },
+            });
         }
         Err(_) => eprintln!("skipping the Redis store: REDIS_URL is not set"),
     }
     #[cfg(feature = "postgres")]
     match std::env::var("DATABASE_URL") {
         Ok(url) => {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(&url)
-                .await
-                .expect("DATABASE_URL is set but the server is unreachable");
+            let pool = postgres_pool(&url).await;
             let schema = format!("sw_edges_{}", &fresh_key().to_hex()[..12]);
-            let store = sessionware::PostgresStore::builder(pool.clone())
-                .schema(schema.clone())
-                .build()
-                .expect("valid configuration");
+            let store = postgres_store(&pool, &schema);
             store.migrate().await.expect("migrate");
-            let mut backend = Backend::new("postgres", DynStore::new(store));
-            backend.postgres = Some((pool, schema));
-            backends.push(backend);
+            backends.push(Backend {
+                name: "postgres",
+                store: DynStore::new(store),
+                shared: Shared::Postgres { url, pool, schema },
+            });
         }
         Err(_) => eprintln!("skipping the PostgreSQL store: DATABASE_URL is not set"),
     }
@@ -489,6 +534,101 @@ async fn s36_revoking_a_user_while_a_session_rotates_leaves_no_live_session() {
             "{}: {survived} of {REVOCATION_TRIALS} sessions survived a revocation racing their rotation",
             backend.name
         );
+        backend.clean_up().await;
+    }
+}
+
+// S40 ---------------------------------------------------------------------------------------
+
+/// Sends `writers` concurrent increments of one session's counter, spread over `apps`, and
+/// returns how many failed, the final count, and the p50 and p99 latencies.
+async fn burst(
+    apps: &[axum::Router],
+    value: &str,
+    writers: usize,
+) -> (usize, u64, Duration, Duration) {
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let app = apps[i % apps.len()].clone();
+            let header = cookie(value);
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let reply = send(&app, "POST", "/incr/n", Some(&header)).await;
+                (reply.status, started.elapsed())
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    let mut latencies = Vec::with_capacity(writers);
+    for task in tasks {
+        let (status, latency) = task.await.unwrap();
+        failed += usize::from(status != StatusCode::OK);
+        latencies.push(latency);
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    let count = send(&apps[0], "GET", "/get-count/n", Some(&cookie(value))).await;
+    let count = count.body.parse().expect("a count");
+    (failed, count, at(0.5), at(0.99))
+}
+
+fn counting_app(layer: SessionLayer<DynStore>) -> axum::Router {
+    app()
+        .route(
+            "/get-count/{key}",
+            axum::routing::get(
+                |session: Session, axum::extract::Path(key): axum::extract::Path<String>| async move {
+                    let n: Option<u64> = session.get(&key).await?;
+                    Ok::<_, SessionError>(n.unwrap_or(0).to_string())
+                },
+            ),
+        )
+        .layer(layer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s40_concurrent_writers_of_one_session_all_succeed_on_one_and_two_instances() {
+    for backend in backends().await {
+        let key = Key::generate();
+        let mut apps = vec![counting_app(SessionLayer::new(
+            backend.store.clone(),
+            key.clone(),
+        ))];
+        let mut client = Client::new(apps[0].clone());
+        client.send("POST", "/set/k/v").await;
+        let value = client.cookie.clone().expect("session stored");
+        let mut expected = 0;
+        for writers in [200, 500] {
+            let (failed, count, p50, p99) = burst(&apps, &value, writers).await;
+            expected += writers as u64;
+            eprintln!(
+                "{}: one instance, {writers} writers: p50 {p50:?}, p99 {p99:?}",
+                backend.name
+            );
+            assert_eq!(
+                failed, 0,
+                "{}: {failed} of {writers} writers failed",
+                backend.name
+            );
+            assert_eq!(count, expected, "{}: increments were lost", backend.name);
+        }
+        if let Some(second) = backend.second_client().await {
+            apps.push(counting_app(SessionLayer::new(second, key)));
+            for writers in [200, 500] {
+                let (failed, count, p50, p99) = burst(&apps, &value, writers).await;
+                expected += writers as u64;
+                eprintln!(
+                    "{}: two instances, {writers} writers: p50 {p50:?}, p99 {p99:?}",
+                    backend.name
+                );
+                assert_eq!(
+                    failed, 0,
+                    "{}: {failed} of {writers} writers failed",
+                    backend.name
+                );
+                assert_eq!(count, expected, "{}: increments were lost", backend.name);
+            }
+        }
         backend.clean_up().await;
     }
 }
