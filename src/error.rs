@@ -35,8 +35,9 @@ pub enum SessionError {
     Serialization(serde_json::Error),
     /// The store is full and refused to create a new session.
     ///
-    /// Raised by [`MemoryStore`](crate::MemoryStore) when its capacity is reached and no
-    /// expired session can be evicted. Existing sessions keep working.
+    /// Raised by [`MemoryStore`](crate::MemoryStore) when its capacity is reached and neither
+    /// an expired nor an anonymous session can be evicted: it is full of authenticated
+    /// sessions. Existing sessions keep working.
     CapacityExceeded,
     /// The session was deleted by another request (a logout or a revocation) while this one
     /// was using it. This request's changes were dropped and its cookie removed; the session

@@ -114,6 +114,8 @@ pub(crate) struct Lifetime {
     /// A read-only request extends the idle deadline only once this much of the idle window
     /// has passed since the last extension.
     pub(crate) touch_after: Option<Duration>,
+    /// The most an anonymous session (no user) lives from its creation, when set.
+    pub(crate) anonymous_timeout: Option<Duration>,
 }
 
 impl Lifetime {
@@ -127,11 +129,19 @@ impl Lifetime {
             .unwrap_or_else(|| (self.idle_timeout / 4).min(Duration::from_secs(60)))
     }
 
-    /// The latest moment any session created at `created_at` may live to.
-    pub(crate) fn absolute_deadline(&self, created_at: SystemTime) -> SystemTime {
-        created_at
-            .checked_add(self.absolute_timeout)
-            .unwrap_or(created_at)
+    /// The latest moment a session created at `created_at` and held by `user` may live to:
+    /// the absolute timeout, or the anonymous timeout for a session without a user when that
+    /// is shorter.
+    pub(crate) fn absolute_deadline(
+        &self,
+        created_at: SystemTime,
+        user: Option<&str>,
+    ) -> SystemTime {
+        let timeout = match (user, self.anonymous_timeout) {
+            (None, Some(anonymous)) => anonymous.min(self.absolute_timeout),
+            _ => self.absolute_timeout,
+        };
+        created_at.checked_add(timeout).unwrap_or(created_at)
     }
 
     /// The deadline that no activity moves: the absolute timeout, or an earlier
@@ -141,8 +151,9 @@ impl Lifetime {
         &self,
         created_at: SystemTime,
         expiry: Option<Expiry>,
+        user: Option<&str>,
     ) -> SystemTime {
-        let absolute = self.absolute_deadline(created_at);
+        let absolute = self.absolute_deadline(created_at, user);
         match expiry {
             Some(Expiry::AtDateTime(at)) => at.min(absolute),
             _ => absolute,
@@ -154,9 +165,10 @@ impl Lifetime {
         &self,
         created_at: SystemTime,
         expiry: Option<Expiry>,
+        user: Option<&str>,
         now: SystemTime,
     ) -> SystemTime {
-        let absolute = self.absolute_deadline(created_at);
+        let absolute = self.absolute_deadline(created_at, user);
         let deadline = match expiry {
             None | Some(Expiry::OnBrowserClose) => now.checked_add(self.idle_timeout),
             Some(Expiry::OnInactivity(idle)) => now.checked_add(idle),
@@ -195,6 +207,7 @@ mod tests {
             idle_timeout: Duration::from_secs(300),
             absolute_timeout: Duration::from_secs(3600),
             touch_after: None,
+            anonymous_timeout: None,
         }
     }
 
@@ -204,17 +217,17 @@ mod tests {
         let lifetime = lifetime();
         let early = created + Duration::from_secs(10);
         assert_eq!(
-            lifetime.expires_at(created, None, early),
+            lifetime.expires_at(created, None, None, early),
             early + Duration::from_secs(300)
         );
         let late = created + Duration::from_secs(3500);
         assert_eq!(
-            lifetime.expires_at(created, None, late),
+            lifetime.expires_at(created, None, None, late),
             created + Duration::from_secs(3600)
         );
         let remember = Some(Expiry::OnInactivity(Duration::from_secs(86_400)));
         assert_eq!(
-            lifetime.expires_at(created, remember, early),
+            lifetime.expires_at(created, remember, None, early),
             created + Duration::from_secs(3600)
         );
     }

@@ -117,6 +117,7 @@ impl<S: SessionStore> SessionLayer<S> {
                     idle_timeout: Lifetime::DEFAULT_IDLE,
                     absolute_timeout: Lifetime::DEFAULT_ABSOLUTE,
                     touch_after: None,
+                    anonymous_timeout: None,
                 },
                 max_data_len: DEFAULT_MAX_DATA_LEN,
                 conflict_budget: DEFAULT_CONFLICT_BUDGET,
@@ -154,6 +155,24 @@ impl<S> SessionLayer<S> {
     /// rotation and login. Default: 12 hours.
     pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config_mut().lifetime.absolute_timeout = timeout;
+        self
+    }
+
+    /// Ends a session that has no logged-in user this long after it was created, however
+    /// active it is, when that is sooner than the absolute timeout. Default: none (anonymous
+    /// sessions live as long as any other).
+    ///
+    /// Enforced from the stored deadline on every store. Logging in lifts it (the absolute
+    /// timeout still counts from the session's creation).
+    ///
+    /// # Security
+    ///
+    /// Anonymous sessions are the ones any client can create, as fast as it can send
+    /// requests (if the application writes to the session before login). With this set, what
+    /// they make a store hold is bounded by their creation rate times this lifetime, on
+    /// Redis and PostgreSQL too, which have no capacity bound of their own.
+    pub fn anonymous_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().lifetime.anonymous_timeout = Some(timeout);
         self
     }
 
@@ -302,7 +321,12 @@ impl<S> SessionLayer<S> {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.config.cookie.validate()?;
         let lifetime = &self.config.lifetime;
-        if lifetime.idle_timeout.is_zero() || lifetime.absolute_timeout.is_zero() {
+        if lifetime.idle_timeout.is_zero()
+            || lifetime.absolute_timeout.is_zero()
+            || lifetime
+                .anonymous_timeout
+                .is_some_and(|timeout| timeout.is_zero())
+        {
             return Err(ConfigError::InvalidTimeout {
                 reason: "timeouts must be greater than zero",
             });
@@ -405,12 +429,15 @@ impl Config {
             (NewData::Unchanged, Some(base)) => base.data.clone(),
             (NewData::Unchanged, None) => b"{}".to_vec(),
         };
+        let expires_at = self
+            .lifetime
+            .expires_at(created_at, expiry, user.as_deref(), now);
         Ok(Record {
             version: base.map_or(1, |record| record.version + 1),
             user,
             created_at,
             last_active: now,
-            expires_at: self.lifetime.expires_at(created_at, expiry, now),
+            expires_at,
             expiry,
             data,
         })

@@ -537,10 +537,11 @@ impl Session {
         let event = match outcome {
             LoadOutcome::Found(record)
                 if !record.is_expired(now)
-                    && config
-                        .lifetime
-                        .hard_deadline(record.created_at, record.expiry)
-                        > now =>
+                    && config.lifetime.hard_deadline(
+                        record.created_at,
+                        record.expiry,
+                        record.user.as_deref(),
+                    ) > now =>
             {
                 return Some(record);
             }
@@ -737,9 +738,12 @@ impl Session {
         if let Base::Stored { key, record, .. } = &mut state.base
             && self.touch_due(record, now)
         {
-            let expires_at = config
-                .lifetime
-                .expires_at(record.created_at, record.expiry, now);
+            let expires_at = config.lifetime.expires_at(
+                record.created_at,
+                record.expiry,
+                record.user.as_deref(),
+                now,
+            );
             match config
                 .touch(key, record.version, now, expires_at, now)
                 .await?

@@ -632,3 +632,127 @@ async fn s40_concurrent_writers_of_one_session_all_succeed_on_one_and_two_instan
         backend.clean_up().await;
     }
 }
+
+// S42 ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn s42_a_full_memory_store_evicts_anonymous_sessions_never_authenticated_ones() {
+    const CAPACITY: usize = 200;
+    let store = MemoryStore::builder().capacity(CAPACITY).build();
+    let clock = ManualClock::default();
+    let app = app().layer(SessionLayer::new(store.clone(), Key::generate()).clock(clock.clone()));
+
+    // Fifty users log in, then an anonymous flood fills the store several times over.
+    let mut users = Vec::new();
+    for i in 0..50 {
+        let mut client = Client::new(app.clone());
+        client.send("POST", &format!("/login/user-{i}")).await;
+        users.push(client);
+    }
+    let mut oldest_anonymous = Client::new(app.clone());
+    oldest_anonymous.send("POST", "/set/k/first").await;
+    let mut flood = Vec::new();
+    for i in 0..(CAPACITY * 5) {
+        clock.advance(Duration::from_millis(1));
+        let reply = send(&app, "POST", &format!("/set/k/{i}"), None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "anonymous session {i} refused"
+        );
+        flood.push(reply.session_cookie().expect("stored").value);
+        assert!(store.len() <= CAPACITY);
+    }
+
+    // A new visitor's login after the flood succeeds.
+    let mut late = Client::new(app.clone());
+    let reply = late.send("POST", "/login/late-user").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(late.send("GET", "/user").await.body, "late-user");
+
+    // Every authenticated session survived; the least recently active anonymous ones went
+    // first, the newest are still there.
+    for (i, user) in users.iter_mut().enumerate() {
+        assert_eq!(user.send("GET", "/user").await.body, format!("user-{i}"));
+    }
+    assert_eq!(oldest_anonymous.send("GET", "/get/k").await.body, "none");
+    let newest = flood.last().unwrap();
+    assert_eq!(
+        send(&app, "GET", "/get/k", Some(&cookie(newest)))
+            .await
+            .body,
+        (CAPACITY * 5 - 1).to_string()
+    );
+}
+
+#[tokio::test]
+async fn s42_a_memory_store_full_of_authenticated_sessions_refuses_new_ones() {
+    const CAPACITY: usize = 20;
+    let store = MemoryStore::builder().capacity(CAPACITY).build();
+    let app = app().layer(SessionLayer::new(store.clone(), Key::generate()));
+    let mut users = Vec::new();
+    for i in 0..CAPACITY {
+        let mut client = Client::new(app.clone());
+        assert_eq!(
+            client.send("POST", &format!("/login/u{i}")).await.status,
+            StatusCode::OK
+        );
+        users.push(client);
+    }
+    let reply = send(&app, "POST", "/login/one-too-many", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(reply.session_cookie().is_none());
+    let reply = send(&app, "POST", "/set/k/v", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    for (i, user) in users.iter_mut().enumerate() {
+        assert_eq!(user.send("GET", "/user").await.body, format!("u{i}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s42_anonymous_sessions_end_after_the_anonymous_timeout_on_every_store() {
+    for backend in backends().await {
+        let clock = ManualClock::default();
+        let layer = layer(backend.store.clone())
+            .idle_timeout(Duration::from_secs(300))
+            .anonymous_timeout(Duration::from_secs(60))
+            .clock(clock.clone());
+        let app = app().layer(layer);
+        let mut anonymous = Client::new(app.clone());
+        anonymous.send("POST", "/set/k/v").await;
+        let max_age = anonymous
+            .send("POST", "/set/k/w")
+            .await
+            .session_cookie()
+            .and_then(|set| set.max_age());
+        assert!(
+            max_age.is_none_or(|age| age <= 60),
+            "{}: Max-Age {max_age:?}",
+            backend.name
+        );
+        let mut user = Client::new(app.clone());
+        user.send("POST", "/set/k/v").await;
+        user.send("POST", &format!("/login/{}", fresh_user())).await;
+
+        // Active all along, yet the anonymous session ends 60 s after its creation.
+        for _ in 0..3 {
+            clock.advance(Duration::from_secs(20));
+            user.send("GET", "/get/k").await;
+            anonymous.send("GET", "/get/k").await;
+        }
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            anonymous.send("GET", "/get/k").await.body,
+            "none",
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            user.send("GET", "/user").await.status,
+            StatusCode::OK,
+            "{}",
+            backend.name
+        );
+        backend.clean_up().await;
+    }
+}

@@ -147,12 +147,13 @@ async fn a_full_store_purges_at_most_once_a_second() {
     let start = now_millis();
     let ttl = Duration::from_millis(500);
     for _ in 0..2 {
-        create(&store, &fresh_key(), &record_at(start, ttl, None)).await;
+        create(&store, &fresh_key(), &record_at(start, ttl, Some("alice"))).await;
     }
-    // Full of live sessions: the purge finds nothing.
+    // Full of live authenticated sessions (which are never evicted): the purge finds
+    // nothing.
     assert!(matches!(
         store
-            .create(&fresh_key(), &record_at(start, ttl, None))
+            .create(&fresh_key(), &record_at(start, ttl, Some("alice")))
             .await,
         Err(SessionError::CapacityExceeded)
     ));
@@ -160,7 +161,7 @@ async fn a_full_store_purges_at_most_once_a_second() {
     let soon = start + Duration::from_millis(600);
     assert!(matches!(
         store
-            .create(&fresh_key(), &record_at(soon, ttl, None))
+            .create(&fresh_key(), &record_at(soon, ttl, Some("alice")))
             .await,
         Err(SessionError::CapacityExceeded)
     ));

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -32,6 +32,18 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(1);
 /// a time; more shards keep each of those pauses short (about 16,000 entries per shard at
 /// 1,000,000 sessions). Each shard costs about 128 bytes when empty.
 const MIN_SHARDS: usize = 64;
+
+/// A full store evicts about `capacity / EVICTION_SHARE` anonymous sessions per pass, so that
+/// under a flood of anonymous sessions a pass (two scans of the map) runs once per that many
+/// creations rather than at each one.
+const EVICTION_SHARE: usize = 64;
+
+/// Stores up to this capacity judge which anonymous sessions are the least recently active
+/// from all of them; larger ones from a sample of one session in [`EVICTION_SAMPLE_STRIDE`]
+/// (those whose store key's last byte is below `256 / stride`: a uniform sample, since keys
+/// are SHA-256 hashes).
+const EVICTION_SAMPLE_ALL_UP_TO: usize = 65_536;
+const EVICTION_SAMPLE_STRIDE: usize = 16;
 
 /// `revoke_user` re-reads the index when a session it meant to delete moved (a rotation in
 /// flight); this bounds the number of passes under a storm of concurrent rotations.
@@ -63,18 +75,33 @@ const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(1);
 ///
 /// The store holds at most [`capacity`](MemoryStoreBuilder::capacity) sessions (1,000,000 by
 /// default), counting expired sessions that have not been removed yet. When it is full,
-/// [`create`](SessionStore::create) first removes expired sessions (at most once per second,
-/// so that an attacker who keeps the store full cannot make every request scan it) and, if
-/// the store is still full, fails with [`SessionError::CapacityExceeded`]. Existing sessions
-/// keep working: saving, touching and rotating a session never count as growth.
+/// [`create`](SessionStore::create) makes room in two steps:
+///
+/// 1. it removes expired sessions (at most once per second, so that an attacker who keeps
+///    the store full cannot make every request scan it);
+/// 2. if the store is still full, it evicts the least recently active *anonymous* sessions
+///    (those with no logged-in user): about a 64th of the capacity at once, so that a flood
+///    pays for one pass per that many sessions. The order is approximate: sessions are
+///    ranked by their `last_active` (which a read-only request moves only every
+///    [`touch_after`](crate::SessionLayer::touch_after)), and in a store of more than
+///    65,536 sessions the cut-off is estimated from a uniform sample of one session in 16.
+///    A pass scans the map twice, one shard lock at a time, and the creators that find the
+///    store full meanwhile wait for it.
+///
+/// Authenticated sessions are never evicted. A store full of them refuses new sessions with
+/// [`SessionError::CapacityExceeded`] (and does not scan again for a second). Existing
+/// sessions keep working: saving, touching and rotating a session never count as growth.
 ///
 /// # Security
 ///
-/// A full store refuses new sessions rather than evicting live ones: whoever can create
-/// sessions (any anonymous visitor, if the application writes to the session before login)
-/// must not be able to log other users out by flooding the store. Size the capacity for the
-/// expected number of live sessions, keep the idle timeout short, and rate-limit anonymous
-/// session creation if it is exposed.
+/// Whoever can create sessions (any anonymous visitor, if the application writes to the
+/// session before login) can fill the store, but only at the expense of other anonymous
+/// sessions: a flood never logs a user out, and a login after it succeeds. An anonymous
+/// visitor's session data (a cart before login, say) can be lost to a flood; give anonymous
+/// sessions a short lifetime with
+/// [`SessionLayer::anonymous_timeout`](crate::SessionLayer::anonymous_timeout), size the
+/// capacity for the expected number of live sessions, and rate-limit anonymous session
+/// creation if it is exposed.
 ///
 /// Expired sessions are never returned by [`load`](SessionStore::load), even before they are
 /// removed. They are removed when `load` meets them, when a full store purges, and by the
@@ -105,8 +132,9 @@ impl MemoryStoreBuilder {
     /// The most sessions the store holds, expired but unswept ones included. Default:
     /// 1,000,000.
     ///
-    /// When the store is full, creating a session fails with
-    /// [`SessionError::CapacityExceeded`]; see [the type's docs](MemoryStore#capacity).
+    /// When the store is full, expired and then the least recently active anonymous sessions
+    /// make room; when only authenticated sessions are left, creating a session fails with
+    /// [`SessionError::CapacityExceeded`]. See [the type's docs](MemoryStore#capacity).
     /// The memory is not reserved up front: the map grows as sessions are created.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
@@ -130,6 +158,7 @@ impl MemoryStoreBuilder {
                 capacity: self.capacity,
                 last_purge_micros: AtomicU64::new(0),
                 purged_once: AtomicBool::new(false),
+                eviction: Mutex::new(Eviction::default()),
             }),
         }
     }
@@ -405,6 +434,18 @@ struct Inner {
     /// The time (micros since the epoch) of the last purge started by a full store.
     last_purge_micros: AtomicU64,
     purged_once: AtomicBool,
+    /// Serializes eviction passes: a creator that finds the store full waits for a pass in
+    /// progress, which usually made room for it too.
+    eviction: Mutex<Eviction>,
+}
+
+/// What the last eviction pass found.
+#[derive(Default)]
+struct Eviction {
+    /// When a pass last found no anonymous session to evict: passes are not repeated within
+    /// [`PURGE_INTERVAL`] of it, so a store full of authenticated sessions refuses new ones
+    /// without scanning the map at every attempt.
+    fruitless_at: Option<SystemTime>,
 }
 
 impl Inner {
@@ -424,7 +465,7 @@ impl Inner {
 
     fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
         let encoded = View::from_record(record).encode();
-        let mut purged = false;
+        let mut attempts = 0;
         loop {
             match self.sessions.entry(*key) {
                 Entry::Occupied(_) => return Ok(CreateOutcome::Collision),
@@ -438,11 +479,19 @@ impl Inner {
                     }
                 }
             }
-            // The shard guard is released here: a purge takes every shard in turn.
-            if purged || !self.purge_if_due(record.last_active)? {
+            // The shard guard is released here: a purge or an eviction takes every shard in
+            // turn. First expired sessions make room, then the least recently active
+            // anonymous ones; authenticated sessions never do.
+            attempts += 1;
+            let now = record.last_active;
+            let room = match attempts {
+                1 => self.purge_if_due(now)? || self.evict_anonymous(now)?,
+                2 => self.evict_anonymous(now)?,
+                _ => false,
+            };
+            if !room {
                 return Err(SessionError::CapacityExceeded);
             }
-            purged = true;
         }
     }
 
@@ -482,6 +531,70 @@ impl Inner {
         let removed = self.delete_expired(now)?;
         tracing::debug!(removed, "session store full: purged expired sessions");
         Ok(true)
+    }
+
+    /// Makes room in a full store by evicting the least recently active anonymous sessions
+    /// (about `capacity / EVICTION_SHARE` of them, judged by `last_active`), unless another
+    /// creator's pass made room meanwhile. Returns whether there may be room now.
+    fn evict_anonymous(&self, now: SystemTime) -> Result<bool, SessionError> {
+        let mut eviction = self
+            .eviction
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.len.load(Ordering::Acquire) < self.capacity {
+            return Ok(true);
+        }
+        if eviction.fruitless_at.is_some_and(|at| {
+            now.duration_since(at)
+                .is_ok_and(|since| since < PURGE_INTERVAL)
+        }) {
+            return Ok(false);
+        }
+        let batch = (self.capacity / EVICTION_SHARE).max(1);
+        let stride = if self.capacity <= EVICTION_SAMPLE_ALL_UP_TO {
+            1
+        } else {
+            EVICTION_SAMPLE_STRIDE
+        };
+        let in_sample = |key: &StoreKey| usize::from(key.as_bytes()[31]) < 256 / stride;
+        // Pass 1: the last-activity times of (a sample of) the anonymous sessions.
+        let mut sample = Vec::new();
+        for entry in self.sessions.iter() {
+            if in_sample(entry.key()) {
+                let stored = View::decode(entry.value())?;
+                if stored.user.is_none() {
+                    sample.push(stored.last_active);
+                }
+            }
+        }
+        if sample.is_empty() {
+            eviction.fruitless_at = Some(now);
+            return Ok(false);
+        }
+        // The last activity below which about `batch` anonymous sessions lie.
+        let at = (batch / stride).min(sample.len() - 1);
+        let (_, &mut threshold, _) = sample.select_nth_unstable(at);
+        // Pass 2: evict anonymous sessions at or before it, at most `batch`.
+        let mut evicted = 0;
+        self.sessions.retain(|_, encoded| {
+            if evicted >= batch {
+                return true;
+            }
+            match View::decode(encoded) {
+                Ok(stored) if stored.user.is_none() && stored.last_active <= threshold => {
+                    evicted += 1;
+                    false
+                }
+                _ => true,
+            }
+        });
+        self.len.fetch_sub(evicted, Ordering::AcqRel);
+        tracing::debug!(
+            evicted,
+            "session store full: evicted least recently active anonymous sessions"
+        );
+        eviction.fruitless_at = (evicted == 0).then_some(now);
+        Ok(evicted > 0)
     }
 
     fn save(
