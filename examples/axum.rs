@@ -4,7 +4,10 @@
 //! cargo run --example axum --features axum
 //! ```
 //!
-//! then open <http://127.0.0.1:3000>. Configuration comes from the environment:
+//! then open <http://localhost:3000>. The cookie keeps the crate's secure defaults
+//! (`__Host-session`, `Secure`), which Chromium and Firefox accept from `http://localhost`;
+//! Safari does not, so start it with `SESSIONWARE_INSECURE_COOKIE=1` there. Configuration
+//! comes from the environment:
 //!
 //! | variable | meaning | default |
 //! | --- | --- | --- |
@@ -14,7 +17,7 @@
 //! | `SESSION_STORE` | `memory`, `redis` or `postgres` | `memory` |
 //! | `REDIS_URL` | Redis server, for `SESSION_STORE=redis` (feature `redis`) | |
 //! | `DATABASE_URL` | PostgreSQL database, for `SESSION_STORE=postgres` (feature `postgres`) | |
-//! | `SESSIONWARE_INSECURE_COOKIE` | `0` keeps the `Secure` cookie (when served over HTTPS) | `1` |
+//! | `SESSIONWARE_INSECURE_COOKIE` | `1` drops `Secure` and the `__Host-` prefix (plain-HTTP development in browsers that need it) | unset |
 //!
 //! Two instances on two ports with the same `SESSION_KEY` and a shared Redis or PostgreSQL
 //! share their sessions:
@@ -85,12 +88,11 @@ async fn run() -> Result<(), AnyError> {
     let (store, _sweeper) = store_from_env().await?;
 
     let mut sessions = SessionLayer::new(store, key).idle_timeout(Duration::from_secs(idle_secs));
-    if env_or("SESSIONWARE_INSECURE_COOKIE", "1") != "0" {
-        // The example is served over plain http://, where browsers drop `Secure` cookies, so
-        // it sends the cookie without `Secure` (and without the `__Host-` prefix, which
-        // requires it). Never do this in production: without TLS, anyone on the network path
-        // can read the cookie and take over the session. Serve over HTTPS and keep the
-        // default, as `SESSIONWARE_INSECURE_COOKIE=0` does here.
+    if env_or("SESSIONWARE_INSECURE_COOKIE", "0") == "1" {
+        // Only for browsers that drop `Secure` cookies from plain http://localhost (Safari):
+        // the cookie goes without `Secure` (and without the `__Host-` prefix, which requires
+        // it). Never in production: without TLS, anyone on the network path can read the
+        // cookie and take over the session.
         sessions = sessions.dangerous_insecure_cookie_for_development();
     }
     // Report a bad configuration (an idle timeout of 0, say) as an error; applying an
@@ -161,6 +163,15 @@ async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response
         )
             .into_response());
     }
+    // Control characters (a newline, an escape) would forge lines in logs and terminals
+    // that show the name; checked before trimming, which would hide some of them.
+    if form.username.chars().any(char::is_control) {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            "username must not contain control characters\n",
+        )
+            .into_response());
+    }
     // `login` gives the session a new ID, so an ID planted before the login is worthless.
     session.login(username).await?;
     Ok(Redirect::to("/").into_response())
@@ -203,12 +214,14 @@ fn signing_key() -> Result<Key, AnyError> {
         // everyone out at every restart.
         return Ok(Key::from_env("SESSION_KEY")?);
     }
-    let (key, base64) = Key::generate_base64();
+    // The generated key is never printed: logs are read by more people than should sign
+    // sessions.
     eprintln!(
-        "SESSION_KEY is not set: signing with a new key, so sessions will not survive a \
-         restart.\nTo keep them, start with SESSION_KEY={base64}"
+        "SESSION_KEY is not set: signing with a new random key, so sessions will not survive \
+         a restart.\nTo keep them, set SESSION_KEY to the base64 of 32 random bytes, for \
+         example SESSION_KEY=$(openssl rand -base64 32)"
     );
-    Ok(key)
+    Ok(Key::generate())
 }
 
 /// The store named by `SESSION_STORE`, behind [`DynStore`] so that one layer type serves

@@ -2,16 +2,21 @@
 //!
 //! ```text
 //! cargo run --example hyper
-//! curl -c jar -b jar -X POST http://127.0.0.1:3001/counter   # 1
-//! curl -c jar -b jar -X POST http://127.0.0.1:3001/counter   # 2
-//! curl -c jar -b jar http://127.0.0.1:3001/counter           # 2
+//! curl -c jar -b jar -X POST http://localhost:3001/counter   # 1
+//! curl -c jar -b jar -X POST http://localhost:3001/counter   # 2
+//! curl -c jar -b jar http://localhost:3001/counter           # 2
 //! ```
+//!
+//! The cookie keeps the crate's secure defaults (`__Host-session`, `Secure`), which curl,
+//! Chromium and Firefox accept from `http://localhost`; for a client that does not (Safari),
+//! start with `SESSIONWARE_INSECURE_COOKIE=1`.
 //!
 //! Routes: `GET /counter` (the value, 0 when unset), `POST /counter` (increments it and
 //! returns the new value), `GET /plain` (`ok`, without touching the session).
 //!
-//! Environment: `SESSIONWARE_ADDR` (default `127.0.0.1:3001`) and `SESSION_KEY` (base64 of at
-//! least 32 random bytes; a new key per run when unset).
+//! Environment: `SESSIONWARE_ADDR` (default `127.0.0.1:3001`), `SESSION_KEY` (base64 of at
+//! least 32 random bytes; a new key per run when unset) and `SESSIONWARE_INSECURE_COOKIE`
+//! (`1` drops `Secure` and the `__Host-` prefix).
 
 use std::convert::Infallible;
 use std::env;
@@ -59,12 +64,13 @@ async fn run() -> Result<(), AnyError> {
     let store = MemoryStore::default();
     // Removes expired sessions in the background until it is dropped at the end of `main`.
     let _sweeper = store.spawn_sweeper(Duration::from_secs(60));
-    // Plain http:// on localhost: the cookie must go without `Secure`, or browsers and curl
-    // drop it. Never in production, where the cookie would travel readable by anyone on
-    // the network path.
-    let sessions = SessionLayer::new(store, key)
-        .idle_timeout(Duration::from_secs(300))
-        .dangerous_insecure_cookie_for_development();
+    let mut sessions = SessionLayer::new(store, key).idle_timeout(Duration::from_secs(300));
+    if env::var("SESSIONWARE_INSECURE_COOKIE").as_deref() == Ok("1") {
+        // For clients that drop `Secure` cookies from plain http://localhost (Safari). Never
+        // in production, where the cookie would travel readable by anyone on the network
+        // path.
+        sessions = sessions.dangerous_insecure_cookie_for_development();
+    }
 
     // The layer needs a response body with a `Default` (for its error response): `Full`.
     let service = ServiceBuilder::new().layer(sessions).service_fn(handle);

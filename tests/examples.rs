@@ -42,6 +42,13 @@ fn axum_example_logs_in_counts_and_logs_out() {
         "the example should say it generated a key; stderr:\n{}",
         server.stderr()
     );
+    let stderr = server.stderr();
+    assert!(
+        !stderr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "+/=-_".contains(c)))
+            .any(|word| word.len() >= 43),
+        "the example printed something shaped like a key:\n{stderr}"
+    );
 
     let plain = server.request("GET", "/plain", None, None);
     assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
@@ -63,8 +70,9 @@ fn axum_example_logs_in_counts_and_logs_out() {
     let mut cookie = login.session_cookie();
     let set_cookie = &login.set_cookies()[0];
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
-    // Served over http://, the example must send the cookie without `Secure`.
-    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    // The crate's secure defaults, unless SESSIONWARE_INSECURE_COOKIE=1.
+    assert!(set_cookie.starts_with("__Host-session="), "{set_cookie}");
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
 
     let me = server.request("GET", "/me", Some(&cookie), None);
     assert_eq!((me.status, me.body.as_str()), (200, "alice"), "{me:?}");
@@ -101,6 +109,11 @@ fn axum_example_logs_in_counts_and_logs_out() {
     assert!(rejected.set_cookies().is_empty(), "{rejected:?}");
     let empty = server.request("POST", "/login", None, Some("username="));
     assert_eq!(empty.status, 400, "{empty:?}");
+    for control in ["a%07b", "%0D%0Aforged%20log%20line", "tab%09bed"] {
+        let rejected = server.request("POST", "/login", None, Some(&format!("username={control}")));
+        assert_eq!(rejected.status, 400, "{control}: {rejected:?}");
+        assert!(rejected.set_cookies().is_empty(), "{rejected:?}");
+    }
     let longest = format!("username={}", "a".repeat(64));
     let accepted = server.request("POST", "/login", None, Some(&longest));
     assert_eq!(accepted.status, 303, "{accepted:?}");
@@ -112,7 +125,7 @@ fn axum_example_logs_in_counts_and_logs_out() {
     assert!(
         removal
             .iter()
-            .any(|value| value.starts_with("session=;") && value.contains("Max-Age=0")),
+            .any(|value| value.starts_with("__Host-session=;") && value.contains("Max-Age=0")),
         "expected a removal cookie: {logout:?}"
     );
     let replayed = server.request("GET", "/me", Some(&cookie), None);
@@ -124,7 +137,13 @@ fn axum_example_escapes_the_user_name() {
     let Some(binary) = example_binary("axum") else {
         return;
     };
-    let server = Server::start(&binary, &[("SESSION_KEY", TEST_KEY)]);
+    let server = Server::start(
+        &binary,
+        &[
+            ("SESSION_KEY", TEST_KEY),
+            ("SESSIONWARE_INSECURE_COOKIE", "1"),
+        ],
+    );
     let login = server.request(
         "POST",
         "/login",
@@ -132,6 +151,10 @@ fn axum_example_escapes_the_user_name() {
         Some("username=%3Cscript%3Ealert(%22x%22)%3C%2Fscript%3E"),
     );
     assert_eq!(login.status, 303, "{login:?}");
+    // The development switch drops `Secure` and with it the `__Host-` prefix.
+    let set_cookie = &login.set_cookies()[0];
+    assert!(set_cookie.starts_with("session="), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
     let cookie = login.session_cookie();
     let home = server.request("GET", "/", Some(&cookie), None);
     assert_eq!(home.status, 200, "{home:?}");
@@ -557,7 +580,11 @@ impl Reply {
         self.set_cookies()
             .into_iter()
             .filter_map(|value| value.split(';').next())
-            .find(|pair| pair.starts_with("session=") && pair.len() > "session=".len())
+            .find(|pair| {
+                ["__Host-session=", "session="]
+                    .iter()
+                    .any(|name| pair.starts_with(name) && pair.len() > name.len())
+            })
             .map(str::to_owned)
     }
 
