@@ -345,6 +345,204 @@ async fn index_lives_at_least_as_long_as_its_sessions() {
     remove_keys_under(&mut conn, &prefix).await;
 }
 
+// S37 ---------------------------------------------------------------------------------------
+
+/// How many stale entries the store documents that one write adding to an index prunes.
+const DOCUMENTED_PRUNE_BATCH: u64 = 32;
+
+/// Adds `count` members to `index` the way an index left behind by natively expired
+/// sessions looks: scored with deadlines from `first_score` on (one millisecond apart), and
+/// with no session key. Sent as pipelined `ZADD`s of 1,000 members each.
+async fn add_orphan_members(
+    conn: &mut MultiplexedConnection,
+    index: &str,
+    count: u64,
+    first_score: u64,
+) {
+    let salt = &fresh_key().to_hex()[..16];
+    let mut pipe = redis::pipe();
+    for chunk in (0..count).step_by(1000) {
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(index);
+        for n in chunk..(chunk + 1000).min(count) {
+            zadd.arg(first_score + n).arg(format!("{salt}{n:048x}"));
+        }
+        pipe.add_command(zadd).ignore();
+    }
+    let () = pipe.query_async(conn).await.expect("ZADD");
+}
+
+async fn zcard(conn: &mut MultiplexedConnection, index: &str) -> u64 {
+    redis::cmd("ZCARD")
+        .arg(index)
+        .query_async(conn)
+        .await
+        .expect("ZCARD")
+}
+
+/// How many members of `index` are scored at or before `score`.
+async fn zcount_upto(conn: &mut MultiplexedConnection, index: &str, score: u64) -> u64 {
+    redis::cmd("ZCOUNT")
+        .arg(index)
+        .arg("-inf")
+        .arg(score)
+        .query_async(conn)
+        .await
+        .expect("ZCOUNT")
+}
+
+fn millis_of(time: std::time::SystemTime) -> u64 {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(since.as_millis()).expect("fits")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s37_writes_that_add_to_an_index_prune_natively_expired_entries_32_at_a_time() {
+    let Some(url) = url_from_env("REDIS_URL") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let grace = Duration::from_millis(300);
+    let store = RedisStore::builder(&url)
+        .key_prefix(prefix.clone())
+        .expiry_grace(grace)
+        .build()
+        .await
+        .expect("open the store");
+    let mut conn = raw_connection(&url).await;
+    let user = fresh_user();
+    let index = index_key(&prefix, &user);
+
+    // One long-lived session keeps the index alive while 100 short ones expire natively.
+    let long = fresh_key();
+    store
+        .create(&long, &sample_record(Some(&user), "{}"))
+        .await
+        .expect("create");
+    let short_deadline = now_millis() + Duration::from_millis(200);
+    for _ in 0..100 {
+        let mut record = sample_record(Some(&user), "{}");
+        record.expires_at = short_deadline;
+        store.create(&fresh_key(), &record).await.expect("create");
+    }
+    tokio::time::sleep(Duration::from_millis(200) + grace + Duration::from_millis(200)).await;
+    let stale_upto = millis_of(short_deadline);
+    assert_eq!(zcount_upto(&mut conn, &index, stale_upto).await, 100);
+    assert_eq!(zcard(&mut conn, &index).await, 101);
+
+    // Every kind of write that adds to the index prunes at most 32 stale entries.
+    let now = now_millis();
+    let mut record = sample_record(Some(&user), "{}");
+    let first = fresh_key();
+    store.create(&first, &record).await.expect("create");
+    assert_eq!(
+        zcount_upto(&mut conn, &index, stale_upto).await,
+        68,
+        "after create"
+    );
+    let mut saved = record.clone();
+    saved.version = 2;
+    assert_eq!(
+        store.save(&first, &saved, 1, now).await.expect("save"),
+        sessionware::SaveOutcome::Saved
+    );
+    assert_eq!(
+        zcount_upto(&mut conn, &index, stale_upto).await,
+        36,
+        "after save"
+    );
+    let later = now + Duration::from_secs(7200);
+    assert_eq!(
+        store
+            .touch(&first, 2, now, later, now)
+            .await
+            .expect("touch"),
+        sessionware::TouchOutcome::Touched
+    );
+    assert_eq!(
+        zcount_upto(&mut conn, &index, stale_upto).await,
+        4,
+        "after touch"
+    );
+    let rotated = fresh_key();
+    record.version = 3;
+    assert_eq!(
+        store
+            .rotate(&first, &rotated, &record, 2, now)
+            .await
+            .expect("rotate"),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        zcount_upto(&mut conn, &index, stale_upto).await,
+        0,
+        "after rotate"
+    );
+    let mut members = index_members(&mut conn, &index).await;
+    members.sort();
+    let mut expected = vec![long.to_hex(), rotated.to_hex()];
+    expected.sort();
+    assert_eq!(members, expected, "only the live sessions are left");
+    assert_index_consistent(&mut conn, &prefix).await;
+    remove_keys_under(&mut conn, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s37_one_create_prunes_at_most_32_of_10_000_stale_entries() {
+    let Some(url) = url_from_env("REDIS_URL") else {
+        return;
+    };
+    let (store, prefix, mut conn) = open(&url).await;
+    let user = fresh_user();
+    let index = index_key(&prefix, &user);
+    let live = fresh_key();
+    store
+        .create(&live, &sample_record(Some(&user), "{}"))
+        .await
+        .expect("create");
+    // Deadlines in 2001: expired far longer than any grace ago.
+    add_orphan_members(&mut conn, &index, 10_000, 1_000_000_000_000).await;
+    assert_eq!(zcard(&mut conn, &index).await, 10_001);
+
+    let mut created = vec![live];
+    for round in 1..=3 {
+        let key = fresh_key();
+        store
+            .create(&key, &sample_record(Some(&user), "{}"))
+            .await
+            .expect("create");
+        created.push(key);
+        assert_eq!(
+            zcard(&mut conn, &index).await,
+            10_001 + round - round * DOCUMENTED_PRUNE_BATCH,
+            "create {round} adds its own entry and prunes exactly {DOCUMENTED_PRUNE_BATCH} \
+             stale ones"
+        );
+    }
+    // The entries pruned first are the oldest.
+    assert_eq!(
+        zcount_upto(
+            &mut conn,
+            &index,
+            1_000_000_000_000 + 3 * DOCUMENTED_PRUNE_BATCH - 1
+        )
+        .await,
+        0
+    );
+    // A session without a user has no index to prune.
+    store
+        .create(&fresh_key(), &sample_record(None, "{}"))
+        .await
+        .expect("create");
+    assert_eq!(
+        zcard(&mut conn, &index).await,
+        10_004 - 3 * DOCUMENTED_PRUNE_BATCH
+    );
+    remove_keys_under(&mut conn, &prefix).await;
+}
+
 #[tokio::test]
 async fn debug_output_never_shows_the_url() {
     let url = "redis://admin:hunter2-secret@127.0.0.1:1/";

@@ -27,12 +27,17 @@ const DEFAULT_EXPIRY_GRACE: Duration = Duration::from_secs(60);
 /// The `COUNT` hint of each `SCAN` step of `delete_expired`, and so the largest batch one
 /// purge script handles.
 const SCAN_BATCH: usize = 500;
+/// The most stale entries one write that adds to a user's index removes from it (see
+/// "Index upkeep" on [`RedisStore`]): enough to outpace the rate at which sessions can
+/// expire, small enough that the write stays a constant cost.
+const INDEX_PRUNE_BATCH: usize = 32;
 /// Lua numbers are doubles: beyond 2^53 milliseconds (about 285,000 years) the scripts'
 /// comparisons would lose precision, so such times are refused rather than mangled.
 const MAX_MILLIS: u64 = (1 << 53) - 1;
 
-/// Helpers shared by every script. Field names here must match those written by
-/// [`encode_record`] and read by [`decode_record`].
+/// Helpers shared by every script, after a line defining `INDEX_PRUNE_BATCH` (see
+/// [`SCRIPTS`]). Field names here must match those written by [`encode_record`] and read by
+/// [`decode_record`].
 const LUA_PRELUDE: &str = r"
 local function int(n) return string.format('%d', n) end
 local function refresh_index(ukey, grace)
@@ -41,8 +46,17 @@ local function refresh_index(ukey, grace)
     redis.call('PEXPIREAT', ukey, int(tonumber(top[2]) + grace))
   end
 end
-local function index_add(ukey, member, expires, grace)
+-- Drops at most INDEX_PRUNE_BATCH members scored (with their session's deadline) at or before
+-- now - grace: their sessions expired longer than the grace ago, so Redis has dropped the
+-- session keys and nothing will remove the members otherwise.
+local function prune_index(ukey, now, grace)
+  local stale = redis.call('ZRANGEBYSCORE', ukey, '-inf', int(now - grace),
+    'LIMIT', 0, INDEX_PRUNE_BATCH)
+  if #stale > 0 then redis.call('ZREM', ukey, unpack(stale)) end
+end
+local function index_add(ukey, member, expires, now, grace)
   redis.call('ZADD', ukey, int(expires), member)
+  prune_index(ukey, now, grace)
   refresh_index(ukey, grace)
 end
 local function index_remove(ukey, member, grace)
@@ -59,13 +73,13 @@ local function owner(key)
 end
 ";
 
-/// KEYS: session, [index]. ARGV: member, expires, grace, field/value pairs...
-/// Returns 1 when created, 0 on a collision.
+/// KEYS: session, [index]. ARGV: member, expires, grace, now (the record's last activity),
+/// field/value pairs... Returns 1 when created, 0 on a collision.
 const LUA_CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local expires, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
-write_record(KEYS[1], expires, grace, 4)
-if KEYS[2] then index_add(KEYS[2], ARGV[1], expires, grace) end
+local expires, grace, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+write_record(KEYS[1], expires, grace, 5)
+if KEYS[2] then index_add(KEYS[2], ARGV[1], expires, now, grace) end
 return 1
 ";
 
@@ -75,10 +89,10 @@ const LUA_SAVE: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'version', 'expires', 'ix')
 if not cur[1] or tonumber(cur[2]) <= tonumber(ARGV[5]) then return 0 end
 if cur[1] ~= ARGV[4] then return 2 end
-local expires, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
+local expires, grace, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
 write_record(KEYS[1], expires, grace, 6)
 if cur[3] and cur[3] ~= KEYS[2] then index_remove(cur[3], ARGV[1], grace) end
-if KEYS[2] then index_add(KEYS[2], ARGV[1], expires, grace) end
+if KEYS[2] then index_add(KEYS[2], ARGV[1], expires, now, grace) end
 return 1
 ";
 
@@ -88,10 +102,10 @@ const LUA_TOUCH: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'expires', 'ix', 'version')
 if not cur[1] or tonumber(cur[1]) <= tonumber(ARGV[4]) then return 0 end
 if cur[3] ~= ARGV[6] then return 2 end
-local expires, grace = tonumber(ARGV[3]), tonumber(ARGV[5])
+local expires, now, grace = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'active', ARGV[2], 'expires', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], int(expires + grace))
-if cur[2] then index_add(cur[2], ARGV[1], expires, grace) end
+if cur[2] then index_add(cur[2], ARGV[1], expires, now, grace) end
 return 1
 ";
 
@@ -111,11 +125,11 @@ local cur = redis.call('HMGET', KEYS[1], 'version', 'expires', 'ix')
 if not cur[1] or tonumber(cur[2]) <= tonumber(ARGV[6]) then return 0 end
 if cur[1] ~= ARGV[5] then return 2 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 3 end
-local expires, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
+local expires, grace, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
 redis.call('DEL', KEYS[1])
 if cur[3] then index_remove(cur[3], ARGV[1], grace) end
 write_record(KEYS[2], expires, grace, 7)
-if KEYS[3] then index_add(KEYS[3], ARGV[2], expires, grace) end
+if KEYS[3] then index_add(KEYS[3], ARGV[2], expires, now, grace) end
 return 1
 ";
 
@@ -183,7 +197,8 @@ refresh_index(KEYS[1], grace)
 return revoked
 ";
 
-/// The scripts, hashed once per process.
+/// The scripts, hashed once per process. Each is the prelude, preceded by the definition of
+/// `INDEX_PRUNE_BATCH`, followed by its own body.
 struct Scripts {
     create: Script,
     save: Script,
@@ -196,7 +211,11 @@ struct Scripts {
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
-    let script = |body: &str| Script::new(&format!("{LUA_PRELUDE}{body}"));
+    let script = |body: &str| {
+        Script::new(&format!(
+            "local INDEX_PRUNE_BATCH = {INDEX_PRUNE_BATCH}\n{LUA_PRELUDE}{body}"
+        ))
+    };
     Scripts {
         create: script(LUA_CREATE),
         save: script(LUA_SAVE),
@@ -251,11 +270,29 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 ///   itself. User names are arbitrary strings; encoding them keeps every key name printable and
 ///   free of glob characters, and no user name can reach into another key's namespace.
 ///
+/// # Index upkeep
+///
 /// Members of deleted sessions leave the index inside the scripts that delete them
 /// (`delete`, `rotate`, `revoke`, `revoke_user`, `delete_expired`, and a `save` that changes
-/// the session's user). Members whose session key expired natively, or was removed behind the
-/// store's back, are dropped lazily by `sessions_of` and `revoke_user`, which check that each
-/// member's key still exists and still names this index as its owner.
+/// the session's user). Members whose session key expired natively stay behind until one of
+/// these removes them:
+///
+/// - **Every write that adds to an index prunes it.** `create`, `save`, `touch` and `rotate`
+///   of a session with a user remove, in the same script, at most 32 members of that index
+///   scored at or before `now` minus the [expiry grace](RedisStoreBuilder::expiry_grace),
+///   lowest scores first: sessions that expired longer than the grace ago, whose keys Redis
+///   has already dropped. `now` is the time the caller passes; `create`, which is given none,
+///   uses the record's `last_active`. Each write adds at most one member and removes up to 32
+///   stale ones, so stale members cannot pile up in an index that is still written to, and a
+///   backlog drains 32 members per write.
+/// - **`sessions_of` and `revoke_user` drop members whose session is gone**: they check that
+///   each member's key still exists and still names this index as its owner.
+///
+/// Pruning trusts the writer's clock: an application instance whose clock runs ahead of
+/// another's by more than the grace can prune the member of a session the other still sees
+/// as live, which `sessions_of` and `revoke_user` then miss until that session is next
+/// written (any write adds its member back). Keep the grace above the clock skew between
+/// instances.
 ///
 /// # Atomicity
 ///
@@ -437,6 +474,10 @@ impl RedisStoreBuilder {
     /// [`LoadOutcome::Missing`], and an application clock that lags the server's by less than
     /// the grace still sees its sessions live until their stored deadline. An expired record
     /// is never returned as live, whatever the grace.
+    ///
+    /// A user's index also keeps the member of an expired session until it has been expired
+    /// for longer than the grace, so the grace should exceed the clock skew between the
+    /// application's instances (see [Index upkeep](RedisStore#index-upkeep)).
     pub fn expiry_grace(mut self, grace: Duration) -> Self {
         self.expiry_grace = grace;
         self
@@ -636,10 +677,13 @@ impl SessionStore for RedisStore {
         if let Some(index) = &encoded.index {
             invocation.key(index);
         }
+        // `create` is given no time: the record's last activity, which the caller set to its
+        // "now" when it made the record, decides which index entries are stale.
         invocation
             .arg(key.to_hex())
             .arg(encoded.expires)
-            .arg(self.layout.grace_millis);
+            .arg(self.layout.grace_millis)
+            .arg(to_millis(record.last_active)?);
         for (name, value) in &encoded.fields {
             invocation.arg(*name).arg(value.as_slice());
         }
