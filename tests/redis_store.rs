@@ -543,6 +543,220 @@ async fn s37_one_create_prunes_at_most_32_of_10_000_stale_entries() {
     remove_keys_under(&mut conn, &prefix).await;
 }
 
+/// A private `redis-server` on a free port, or `None` (after saying why) when there is no
+/// `redis-server` on `PATH` outside CI.
+async fn start_private_server() -> Option<ServerGuard> {
+    let Some(binary) = find_on_path("redis-server") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "redis-server must be on PATH under CI"
+        );
+        eprintln!("skipping: redis-server is not on PATH");
+        return None;
+    };
+    let mut server = ServerGuard::new(binary, free_port());
+    server.start().await;
+    Some(server)
+}
+
+/// How many scripts the server has run (`EVALSHA` and `EVAL` calls) since `CONFIG RESETSTAT`.
+async fn script_calls(conn: &mut MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split([':', ','])
+                .find_map(|field| field.strip_prefix("calls="))
+                .and_then(|calls| calls.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+async fn reset_stats(conn: &mut MultiplexedConnection) {
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(conn)
+        .await
+        .expect("CONFIG RESETSTAT");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s37_sessions_of_and_revoke_user_walk_10_000_stale_entries_100_at_a_time() {
+    let Some(server) = start_private_server().await else {
+        return;
+    };
+    let (store, prefix, mut conn) = open(&server.url()).await;
+    let user = fresh_user();
+    let index = index_key(&prefix, &user);
+    let mut live = Vec::new();
+    for _ in 0..5 {
+        let key = fresh_key();
+        store
+            .create(&key, &sample_record(Some(&user), "{}"))
+            .await
+            .expect("create");
+        live.push(key);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Half the orphans expired long ago, half are scored around the live sessions' deadline
+    // (their keys were removed behind the store's back), so that the live members sit in
+    // the middle of the walk.
+    let orphans = |conn: MultiplexedConnection| {
+        let index = index.clone();
+        async move {
+            let mut conn = conn;
+            add_orphan_members(&mut conn, &index, 5_000, 1_000_000_000_000).await;
+            let around = millis_of(now_millis() + Duration::from_secs(3600)) - 2_500;
+            add_orphan_members(&mut conn, &index, 5_000, around).await;
+        }
+    };
+    orphans(conn.clone()).await;
+    assert_eq!(zcard(&mut conn, &index).await, 10_005);
+    // Load the scripts, so that only the calls of the operations below are counted.
+    store
+        .sessions_of(&fresh_user(), now_millis())
+        .await
+        .expect("sessions_of");
+    store
+        .revoke_user(&fresh_user(), None)
+        .await
+        .expect("revoke_user");
+
+    reset_stats(&mut conn).await;
+    let listed: Vec<SessionHandle> = store
+        .sessions_of(&user, now_millis())
+        .await
+        .expect("sessions_of")
+        .into_iter()
+        .map(|info| info.handle)
+        .collect();
+    let expected: Vec<SessionHandle> = live
+        .iter()
+        .copied()
+        .map(SessionHandle::from_store_key)
+        .collect();
+    assert_eq!(listed, expected, "the live sessions, oldest first");
+    let calls = script_calls(&mut conn).await;
+    assert!(
+        calls >= 101,
+        "10,005 entries at most 100 per script call take at least 101 calls, not {calls}"
+    );
+    assert_eq!(zcard(&mut conn, &index).await, 5, "the orphans are pruned");
+
+    orphans(conn.clone()).await;
+    reset_stats(&mut conn).await;
+    let keep = SessionHandle::from_store_key(live[2]);
+    assert_eq!(
+        store
+            .revoke_user(&user, Some(&keep))
+            .await
+            .expect("revoke_user"),
+        4
+    );
+    let calls = script_calls(&mut conn).await;
+    assert!(
+        calls >= 101,
+        "10,005 entries at most 100 per script call take at least 101 calls, not {calls}"
+    );
+    assert_eq!(
+        index_members(&mut conn, &index).await,
+        vec![live[2].to_hex()]
+    );
+    for key in &live {
+        let found = matches!(
+            store.load(key, now_millis()).await.expect("load"),
+            LoadOutcome::Found(_)
+        );
+        assert_eq!(found, *key == live[2], "only the kept session is left");
+    }
+    assert_index_consistent(&mut conn, &prefix).await;
+}
+
+/// How many times a revocation races a rotation that moves the session to the front of the
+/// index.
+const ROTATION_TRIALS: u64 = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s37_revoke_user_catches_a_session_rotated_to_the_front_while_it_pages() {
+    let Some(url) = url_from_env("REDIS_URL") else {
+        return;
+    };
+    let (store, prefix, mut conn) = open(&url).await;
+    let mut survived = 0;
+    let mut rotations = 0;
+    for trial in 0..ROTATION_TRIALS {
+        let user = fresh_user();
+        let index = index_key(&prefix, &user);
+        let (old, new) = (fresh_key(), fresh_key());
+        let now = now_millis();
+        // 1,000 orphans scored over one second an hour ahead, with the session in the middle:
+        // ten pages, and the session is found on the fifth or sixth.
+        let mut record = sample_record(Some(&user), "{}");
+        record.expires_at = now + Duration::from_millis(3_600_500);
+        store.create(&old, &record).await.expect("create");
+        add_orphan_members(
+            &mut conn,
+            &index,
+            1_000,
+            millis_of(now + Duration::from_secs(3600)),
+        )
+        .await;
+        // The rotated session gets an earlier deadline: it lands below every orphan, behind
+        // any cursor a walk by score would have.
+        let mut moved = record.clone();
+        moved.version = 2;
+        moved.expires_at = now + Duration::from_secs(1800);
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let delay = Duration::from_micros(trial % 20 * 150);
+        let rotation = tokio::spawn({
+            let (store, start) = (store.clone(), start.clone());
+            async move {
+                start.wait().await;
+                let until = Instant::now() + delay;
+                while Instant::now() < until {
+                    tokio::task::yield_now().await;
+                }
+                store.rotate(&old, &new, &moved, 1, now_millis()).await
+            }
+        });
+        let revocation = tokio::spawn({
+            let (store, start, user) = (store.clone(), start.clone(), user.clone());
+            async move {
+                start.wait().await;
+                store.revoke_user(&user, None).await
+            }
+        });
+        if rotation.await.expect("join").expect("rotate") == RotateOutcome::Rotated {
+            rotations += 1;
+        }
+        let revoked = revocation.await.expect("join").expect("revoke_user");
+        let now = now_millis();
+        let mut live = false;
+        for key in [old, new] {
+            live |= matches!(
+                store.load(&key, now).await.expect("load"),
+                LoadOutcome::Found(_)
+            );
+        }
+        let listed = store.sessions_of(&user, now).await.expect("sessions_of");
+        // Exactly one live session, the old or the new, was revoked.
+        if revoked != 1 || live || !listed.is_empty() || zcard(&mut conn, &index).await != 0 {
+            survived += 1;
+        }
+    }
+    eprintln!("{rotations} of {ROTATION_TRIALS} rotations happened before the revocation ended");
+    assert_eq!(
+        survived, 0,
+        "{survived} of {ROTATION_TRIALS} sessions survived a revocation racing their rotation"
+    );
+    remove_keys_under(&mut conn, &prefix).await;
+}
+
 #[tokio::test]
 async fn debug_output_never_shows_the_url() {
     let url = "redis://admin:hunter2-secret@127.0.0.1:1/";

@@ -4,7 +4,7 @@
 //! The key layout, the scripts' guarantees and the role of `delete_expired` are documented on
 //! [`RedisStore`] itself, where users of the crate can read them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +31,17 @@ const SCAN_BATCH: usize = 500;
 /// "Index upkeep" on [`RedisStore`]): enough to outpace the rate at which sessions can
 /// expire, small enough that the write stays a constant cost.
 const INDEX_PRUNE_BATCH: usize = 32;
+/// The most index members one `sessions_of` or `revoke_user` script call examines; both
+/// walk a larger index in several calls, so that none of them holds Redis for long.
+const INDEX_PAGE: usize = 100;
+/// The most script calls one `sessions_of` or `revoke_user` makes: 100,000 pages of
+/// [`INDEX_PAGE`] members, ten million index entries, far more than one user's sessions.
+/// Reaching it means sessions are added as fast as the walk removes them; the operation
+/// then fails rather than loop for ever.
+const MAX_INDEX_PAGES: usize = 100_000;
+// `revoke_user` keeps one member in place and restarts every page from the lowest rank:
+// with a page of one it would never move past it.
+const _: () = assert!(INDEX_PAGE >= 2);
 /// Lua numbers are doubles: beyond 2^53 milliseconds (about 285,000 years) the scripts'
 /// comparisons would lose precision, so such times are refused rather than mangled.
 const MAX_MILLIS: u64 = (1 << 53) - 1;
@@ -152,49 +163,69 @@ end
 return purged
 ";
 
-/// KEYS: index. ARGV: session key prefix, now, grace. Returns a flat list of
-/// member, created, active, expires for each live session, pruning stale members.
+/// KEYS: index. ARGV: session key prefix, now, grace, first rank, page size. Examines the
+/// members ranked first .. first + page - 1 and drops those whose session is gone or owned
+/// by another index. Returns {examined, kept, {member, created, active, expires, ...}}: how
+/// many members it looked at, how many of them it left in place (so the next page starts at
+/// first + kept), and the live sessions among those. A field missing from a record is sent
+/// as an empty string, for the caller to refuse.
 const LUA_LIST: &str = r"
 local now, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
+local first, page = tonumber(ARGV[4]), tonumber(ARGV[5])
+local members = redis.call('ZRANGE', KEYS[1], first, first + page - 1)
 local listed = {}
-local pruned = false
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local kept = 0
+for _, member in ipairs(members) do
   local key = ARGV[1] .. member
   if owner(key) ~= KEYS[1] then
     redis.call('ZREM', KEYS[1], member)
-    pruned = true
   else
+    kept = kept + 1
     local cur = redis.call('HMGET', key, 'created', 'active', 'expires')
-    if tonumber(cur[3]) > now then
+    local expires = tonumber(cur[3])
+    if not expires or expires > now then
       listed[#listed + 1] = member
-      listed[#listed + 1] = cur[1]
-      listed[#listed + 1] = cur[2]
-      listed[#listed + 1] = cur[3]
+      listed[#listed + 1] = cur[1] or ''
+      listed[#listed + 1] = cur[2] or ''
+      listed[#listed + 1] = cur[3] or ''
     end
   end
 end
-if pruned then refresh_index(KEYS[1], grace) end
-return listed
+if kept < #members then refresh_index(KEYS[1], grace) end
+return {#members, kept, listed}
 ";
 
-/// KEYS: index. ARGV: session key prefix, member to keep (or empty), now, grace. Deletes every
-/// other session of the user and returns how many of them were live at `now`.
+/// KEYS: index. ARGV: session key prefix, member to keep (or empty), now, grace, page size.
+/// Examines the `page` lowest-ranked members: deletes each session the index owns except the
+/// kept one, and drops every member but the kept one. Returns {how many of the deleted
+/// sessions were live at `now`, 1 if it examined a full page and 0 otherwise}.
+///
+/// Every call starts again from the lowest rank, never from a score cursor: a session rotated
+/// or re-scored (a `set_expiry` can lower a deadline) between two calls re-enters the index
+/// with a score anywhere, and the next call must still find it. The kept member is examined
+/// again by each call rather than skipped with an offset, because any member, the new one of
+/// a rotation included, can rank below it.
 const LUA_REVOKE_USER: &str = r"
-local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, grace, page = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local members = redis.call('ZRANGE', KEYS[1], 0, page - 1)
 local revoked = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local removed = 0
+for _, member in ipairs(members) do
   local key = ARGV[1] .. member
   if owner(key) ~= KEYS[1] then
     redis.call('ZREM', KEYS[1], member)
+    removed = removed + 1
   elseif member ~= ARGV[2] then
     local expires = tonumber(redis.call('HGET', key, 'expires'))
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[1], member)
+    removed = removed + 1
     if expires and expires > now then revoked = revoked + 1 end
   end
 end
-refresh_index(KEYS[1], grace)
-return revoked
+if removed > 0 then refresh_index(KEYS[1], grace) end
+if #members == page then return {revoked, 1} end
+return {revoked, 0}
 ";
 
 /// The scripts, hashed once per process. Each is the prelude, preceded by the definition of
@@ -288,6 +319,23 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// - **`sessions_of` and `revoke_user` drop members whose session is gone**: they check that
 ///   each member's key still exists and still names this index as its owner.
 ///
+/// No index operation does unbounded work in one go. A write that adds to an index examines
+/// at most 32 stale members besides its own. `sessions_of` and `revoke_user` walk the index
+/// in pages, each one script call that examines at most 100 members, so a large index costs
+/// them more calls but never holds Redis for longer than a page takes:
+///
+/// - `sessions_of` pages through the index by rank, lowest deadline first, and returns the
+///   live sessions sorted by creation time, each once. It is not a snapshot: a session
+///   written while it runs may be listed as it was before or after that write, and one whose
+///   rank changes meanwhile may be missed.
+/// - `revoke_user` starts every page again from the lowest rank and stops after a page that
+///   is not full, which it sees only once no session of the user but the kept one is left.
+///   A session created or rotated while it runs is therefore revoked too, wherever its new
+///   deadline ranks it.
+///
+/// Each stops with [`SessionError::Store`] after 100,000 pages (ten million members), which
+/// only sessions added as fast as the walk removes them can reach.
+///
 /// Pruning trusts the writer's clock: an application instance whose clock runs ahead of
 /// another's by more than the grace can prune the member of a session the other still sees
 /// as live, which `sessions_of` and `revoke_user` then miss until that session is next
@@ -296,9 +344,13 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 ///
 /// # Atomicity
 ///
-/// `load` is a single `HGETALL`. Every other operation is one Lua script (sent with `EVALSHA`,
-/// loaded again automatically after a server restart or a `SCRIPT FLUSH`), so each happens
-/// entirely or not at all and no client ever sees half of it. `create` is insert-only, `save`
+/// `load` is a single `HGETALL`. `create`, `save`, `touch`, `delete`, `rotate` and `revoke` are
+/// each one Lua script (sent with `EVALSHA`, loaded again automatically after a server restart
+/// or a `SCRIPT FLUSH`), so each happens entirely or not at all and no client ever sees half of
+/// it. `sessions_of` and `revoke_user` are one script per page of the index, and
+/// `delete_expired` one per `SCAN` batch; each of those scripts is atomic in the same way, and
+/// their order makes the whole correct (see [Index upkeep](#index-upkeep)). `create` is
+/// insert-only, `save`
 /// and `rotate` compare the stored version and check liveness at the caller's `now` before
 /// writing, and `touch` never recreates a record.
 ///
@@ -311,7 +363,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// # Expired records
 ///
 /// In production, the native TTLs do the work: Redis removes each session shortly after its
-/// deadline, its index entry is pruned lazily, and the index itself expires after its last
+/// deadline, its index entry is pruned by the next write to that index (or the next
+/// `sessions_of` or `revoke_user` of its user), and the index itself expires after its last
 /// session. [`delete_expired`](SessionStore::delete_expired) is a backstop for callers whose
 /// clock runs ahead of the server's, and for tests: it walks `{prefix}s:*` with `SCAN` in
 /// batches and deletes, in one script per batch that re-checks each record, every record whose
@@ -540,6 +593,9 @@ enum RedisStoreError {
     TimeOutOfRange,
     /// `connection_config` was set on a builder made from an existing manager.
     ConfigForManager,
+    /// `sessions_of` or `revoke_user` walked [`MAX_INDEX_PAGES`] pages of one user's index
+    /// without reaching its end.
+    IndexTooLarge(&'static str),
 }
 
 impl fmt::Display for RedisStoreError {
@@ -559,6 +615,12 @@ impl fmt::Display for RedisStoreError {
             Self::ConfigForManager => f.write_str(
                 "`connection_config` has no effect on a store built from an existing \
                  ConnectionManager: configure the manager instead",
+            ),
+            Self::IndexTooLarge(operation) => write!(
+                f,
+                "`{operation}` gave up after {MAX_INDEX_PAGES} pages of {INDEX_PAGE} members \
+                 of one user's index (are sessions of that user created as fast as they are \
+                 removed?)"
             ),
         }
     }
@@ -614,6 +676,28 @@ fn encode_record(layout: &KeyLayout, record: &Record) -> Result<EncodedRecord, S
         index,
         fields,
     })
+}
+
+/// One live session as `sessions_of`'s script lists it: member, created, active, expires.
+fn decode_info(entry: &[String]) -> Result<SessionInfo, SessionError> {
+    let malformed = || SessionError::store(RedisStoreError::UnexpectedReply("sessions_of"));
+    let time = |text: &str| {
+        text.parse()
+            .ok()
+            .and_then(from_millis)
+            .ok_or_else(malformed)
+    };
+    match entry {
+        [member, created, active, expires] => Ok(SessionInfo {
+            handle: SessionHandle::from_store_key(
+                StoreKey::from_hex(member).ok_or_else(malformed)?,
+            ),
+            created_at: time(created)?,
+            last_active: time(active)?,
+            expires_at: time(expires)?,
+        }),
+        _ => Err(malformed()),
+    }
 }
 
 fn decode_record(mut fields: HashMap<String, Vec<u8>>) -> Result<Record, SessionError> {
@@ -852,43 +936,52 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// Pages through the user's index by rank, at most 100 members per script call; not a
+    /// snapshot (see [Index upkeep](RedisStore#index-upkeep)).
     async fn sessions_of(
         &self,
         user: &str,
         now: SystemTime,
     ) -> Result<Vec<SessionInfo>, SessionError> {
-        let listed: Vec<String> = SCRIPTS
-            .list
-            .key(self.layout.index_key(user))
-            .arg(&self.layout.session_prefix)
-            .arg(to_millis(now)?)
-            .arg(self.layout.grace_millis)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        let malformed = || SessionError::store(RedisStoreError::UnexpectedReply("sessions_of"));
-        let time = |text: &str| {
-            text.parse()
-                .ok()
-                .and_then(from_millis)
-                .ok_or_else(malformed)
-        };
-        listed
-            .chunks(4)
-            .map(|entry| match entry {
-                [member, created, active, expires] => Ok(SessionInfo {
-                    handle: SessionHandle::from_store_key(
-                        StoreKey::from_hex(member).ok_or_else(malformed)?,
-                    ),
-                    created_at: time(created)?,
-                    last_active: time(active)?,
-                    expires_at: time(expires)?,
-                }),
-                _ => Err(malformed()),
-            })
-            .collect()
+        let index = self.layout.index_key(user);
+        let now = to_millis(now)?;
+        let mut conn = self.conn();
+        let mut seen = HashSet::new();
+        let mut sessions = Vec::new();
+        let mut first = 0_usize;
+        for _ in 0..MAX_INDEX_PAGES {
+            let (examined, kept, listed): (usize, usize, Vec<String>) = SCRIPTS
+                .list
+                .key(&index)
+                .arg(&self.layout.session_prefix)
+                .arg(now)
+                .arg(self.layout.grace_millis)
+                .arg(first)
+                .arg(INDEX_PAGE)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(SessionError::store)?;
+            for entry in listed.chunks(4) {
+                let info = decode_info(entry)?;
+                if seen.insert(info.handle) {
+                    sessions.push(info);
+                }
+            }
+            if examined < INDEX_PAGE {
+                sessions.sort_by_key(|info| info.created_at);
+                return Ok(sessions);
+            }
+            first += kept;
+        }
+        Err(SessionError::store(RedisStoreError::IndexTooLarge(
+            "sessions_of",
+        )))
     }
 
+    /// Deletes in pages of at most 100 index members, each one script call, until a call
+    /// finds less than a full page: at that moment no session of the user but the kept one
+    /// is left, whatever was rotated or created in the meantime (see
+    /// [Index upkeep](RedisStore#index-upkeep)).
     async fn revoke_user(
         &self,
         user: &str,
@@ -897,19 +990,32 @@ impl SessionStore for RedisStore {
         // The trait passes no time here, so "how many were live" is judged by this process's
         // clock; records already expired by it are deleted all the same but not counted.
         let now = to_millis(SystemTime::now())?;
+        let index = self.layout.index_key(user);
         let keep = except
             .map(|handle| handle.store_key().to_hex())
             .unwrap_or_default();
-        SCRIPTS
-            .revoke_user
-            .key(self.layout.index_key(user))
-            .arg(&self.layout.session_prefix)
-            .arg(keep)
-            .arg(now)
-            .arg(self.layout.grace_millis)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)
+        let mut conn = self.conn();
+        let mut revoked = 0_u64;
+        for _ in 0..MAX_INDEX_PAGES {
+            let (count, full): (u64, u64) = SCRIPTS
+                .revoke_user
+                .key(&index)
+                .arg(&self.layout.session_prefix)
+                .arg(&keep)
+                .arg(now)
+                .arg(self.layout.grace_millis)
+                .arg(INDEX_PAGE)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(SessionError::store)?;
+            revoked += count;
+            if full == 0 {
+                return Ok(revoked);
+            }
+        }
+        Err(SessionError::store(RedisStoreError::IndexTooLarge(
+            "revoke_user",
+        )))
     }
 
     async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
@@ -989,6 +1095,85 @@ mod tests {
         let mut fields = HashMap::new();
         fields.insert("data".to_owned(), Vec::new());
         assert!(matches!(decode_record(fields), Err(SessionError::Store(_))));
+    }
+
+    /// A raw connection to the server in `REDIS_URL`, or `None` when it is unset.
+    async fn shared_server() -> Option<redis::aio::MultiplexedConnection> {
+        let Ok(url) = std::env::var("REDIS_URL") else {
+            eprintln!("skipping: REDIS_URL is not set");
+            return None;
+        };
+        let client = Client::open(url).expect("REDIS_URL parses");
+        Some(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("REDIS_URL is set but the server is unreachable"),
+        )
+    }
+
+    async fn zcard(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> usize {
+        redis::cmd("ZCARD")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .expect("ZCARD")
+    }
+
+    #[tokio::test]
+    async fn each_index_walking_script_call_examines_at_most_one_page() {
+        let Some(mut conn) = shared_server().await else {
+            return;
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let layout = layout(&format!("sessionware-unit:{nanos:x}:"));
+        let index = layout.index_key("u");
+        // 1,000 members without a session, scored an hour ahead so that nothing prunes them
+        // as stale: only the walk can drop them.
+        let now = to_millis(SystemTime::now()).expect("now");
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(&index);
+        for n in 0..1_000_u64 {
+            zadd.arg(now + 3_600_000 + n).arg(format!("{n:064x}"));
+        }
+        let () = zadd.query_async(&mut conn).await.expect("ZADD");
+
+        let (examined, kept, listed): (usize, usize, Vec<String>) = SCRIPTS
+            .list
+            .key(&index)
+            .arg(&layout.session_prefix)
+            .arg(now)
+            .arg(layout.grace_millis)
+            .arg(0)
+            .arg(INDEX_PAGE)
+            .invoke_async(&mut conn)
+            .await
+            .expect("list");
+        assert_eq!((examined, kept, listed.len()), (INDEX_PAGE, 0, 0));
+        assert_eq!(zcard(&mut conn, &index).await, 1_000 - INDEX_PAGE);
+
+        let (revoked, full): (u64, u64) = SCRIPTS
+            .revoke_user
+            .key(&index)
+            .arg(&layout.session_prefix)
+            .arg("")
+            .arg(now)
+            .arg(layout.grace_millis)
+            .arg(INDEX_PAGE)
+            .invoke_async(&mut conn)
+            .await
+            .expect("revoke_user");
+        assert_eq!((revoked, full), (0, 1));
+        assert_eq!(zcard(&mut conn, &index).await, 1_000 - 2 * INDEX_PAGE);
+
+        let _: i64 = redis::cmd("DEL")
+            .arg(&index)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
     }
 
     #[test]
