@@ -786,12 +786,14 @@ async fn debug_output_never_shows_the_url() {
     assert!(matches!(refused, Err(SessionError::Store(_))));
 }
 
-/// A private `redis-server` that keeps nothing on disk, killed when dropped.
+/// A private `redis-server` that keeps nothing on disk, killed when dropped (resumed first
+/// if it was paused).
 struct ServerGuard {
     binary: PathBuf,
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    paused: bool,
 }
 
 impl ServerGuard {
@@ -804,6 +806,7 @@ impl ServerGuard {
             port,
             dir,
             child: None,
+            paused: false,
         }
     }
 
@@ -840,7 +843,32 @@ impl ServerGuard {
         }
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) to the running server.
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("server running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Freezes the server with SIGSTOP: it keeps its sockets open but answers nothing.
+    fn pause(&mut self) {
+        self.signal("-STOP");
+        self.paused = true;
+    }
+
+    fn resume(&mut self) {
+        self.signal("-CONT");
+        self.paused = false;
+    }
+
     fn stop(&mut self) {
+        if self.paused {
+            self.resume();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -1068,4 +1096,246 @@ async fn s33_the_layer_answers_with_its_error_response_while_redis_is_down_and_r
     );
     client.send("POST", "/login/alice").await;
     assert_eq!(client.send("GET", "/user").await.body, "alice");
+}
+
+// S44 ---------------------------------------------------------------------------------------
+
+/// The operation timeout of the S44 stores.
+const S44_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long an S44 operation may take: the timeout plus a generous margin for a busy machine.
+const S44_BOUND: Duration = Duration::from_secs(3);
+
+/// Runs each `SessionStore` operation once, on `key` and `user`, and returns its name, its
+/// outcome and how long it took.
+async fn every_operation(
+    store: &RedisStore,
+    key: StoreKey,
+    user: &str,
+) -> Vec<(&'static str, Result<(), SessionError>, Duration)> {
+    let now = now_millis();
+    let record = sample_record(Some(user), "{}");
+    let mut next = record.clone();
+    next.version = 2;
+    let mut timed = Vec::new();
+    macro_rules! time {
+        ($name:literal, $operation:expr) => {{
+            let started = Instant::now();
+            let outcome = $operation.await.map(|_| ());
+            timed.push(($name, outcome, started.elapsed()));
+        }};
+    }
+    time!("load", store.load(&key, now));
+    time!("create", store.create(&fresh_key(), &record));
+    time!("save", store.save(&key, &next, 1, now));
+    time!(
+        "touch",
+        store.touch(&key, 1, now, now + Duration::from_secs(60), now)
+    );
+    time!("delete", store.delete(&key));
+    time!("rotate", store.rotate(&key, &fresh_key(), &next, 1, now));
+    time!("delete_expired", store.delete_expired(now));
+    time!("sessions_of", store.sessions_of(user, now));
+    time!("revoke_user", store.revoke_user(user, None));
+    time!("revoke", store.revoke(&SessionHandle::from_store_key(key)));
+    timed
+}
+
+async fn s44_store(url: &str) -> RedisStore {
+    RedisStore::builder(url)
+        .key_prefix(unique_prefix())
+        .operation_timeout(S44_TIMEOUT)
+        .build()
+        .await
+        .expect("open the store")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s44_a_paused_server_times_out_every_operation_and_the_same_store_recovers() {
+    let Some(mut server) = start_private_server().await else {
+        return;
+    };
+    let store = s44_store(&server.url()).await;
+    let user = fresh_user();
+    let key = fresh_key();
+    store
+        .create(&key, &sample_record(Some(&user), "{}"))
+        .await
+        .expect("create");
+
+    server.pause();
+    for (operation, outcome, elapsed) in every_operation(&store, key, &user).await {
+        eprintln!("paused server: {operation} returned after {elapsed:?}: {outcome:?}");
+        match outcome {
+            Err(SessionError::StoreTimeout {
+                operation: reported,
+                timeout,
+            }) => {
+                assert_eq!(reported, operation);
+                assert_eq!(timeout, S44_TIMEOUT);
+            }
+            other => panic!("{operation} on a paused server: expected a timeout, got {other:?}"),
+        }
+        assert!(
+            elapsed >= S44_TIMEOUT && elapsed < S44_BOUND,
+            "{operation} took {elapsed:?}"
+        );
+    }
+
+    // The abandoned scripts run once the server resumes; the same store then works again.
+    server.resume();
+    let fresh = fresh_key();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let created = loop {
+        match store
+            .create(&fresh, &sample_record(Some(&user), "{}"))
+            .await
+        {
+            Ok(outcome) => break outcome,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the store did not recover within 10 s: {error:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(created, CreateOutcome::Created);
+    assert!(matches!(
+        store.load(&fresh, now_millis()).await.expect("load"),
+        LoadOutcome::Found(_)
+    ));
+    let listed = store
+        .sessions_of(&user, now_millis())
+        .await
+        .expect("sessions_of");
+    assert!(
+        listed
+            .iter()
+            .any(|info| info.handle == SessionHandle::from_store_key(fresh)),
+        "{listed:?}"
+    );
+    assert!(store.revoke_user(&user, None).await.expect("revoke_user") >= 1);
+    assert!(
+        store
+            .sessions_of(&user, now_millis())
+            .await
+            .expect("sessions_of")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s44_connecting_and_every_operation_on_a_dead_server_end_within_the_timeout() {
+    let Some(mut server) = start_private_server().await else {
+        return;
+    };
+    let url = server.url();
+
+    // Connecting to a paused server: the TCP handshake succeeds, nothing ever answers.
+    server.pause();
+    let started = Instant::now();
+    let built = RedisStore::builder(&url)
+        .operation_timeout(S44_TIMEOUT)
+        .build()
+        .await;
+    let elapsed = started.elapsed();
+    eprintln!("paused server: build returned after {elapsed:?}: {built:?}");
+    assert!(
+        matches!(
+            built,
+            Err(SessionError::StoreTimeout {
+                operation: "connect",
+                timeout: S44_TIMEOUT
+            })
+        ),
+        "{built:?}"
+    );
+    assert!(elapsed < S44_BOUND, "build took {elapsed:?}");
+    let started = Instant::now();
+    let opened = RedisStore::open(&url).await;
+    let elapsed = started.elapsed();
+    eprintln!("paused server: open returned after {elapsed:?}: {opened:?}");
+    assert!(
+        matches!(
+            opened,
+            Err(SessionError::StoreTimeout {
+                operation: "connect",
+                timeout,
+            }) if timeout == Duration::from_secs(2)
+        ),
+        "open uses the default timeout of 2 s: {opened:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(2) + S44_BOUND,
+        "open took {elapsed:?}"
+    );
+    server.resume();
+
+    let store = s44_store(&url).await;
+    let user = fresh_user();
+    let key = fresh_key();
+    store
+        .create(&key, &sample_record(Some(&user), "{}"))
+        .await
+        .expect("create");
+    server.stop();
+    for (operation, outcome, elapsed) in every_operation(&store, key, &user).await {
+        eprintln!("dead server: {operation} returned after {elapsed:?}: {outcome:?}");
+        match outcome {
+            Err(SessionError::StoreTimeout {
+                operation: reported,
+                timeout,
+            }) => {
+                assert_eq!(reported, operation);
+                assert_eq!(timeout, S44_TIMEOUT);
+            }
+            Err(SessionError::Store(_)) => {}
+            other => panic!("{operation} on a dead server: expected an error, got {other:?}"),
+        }
+        assert!(elapsed < S44_BOUND, "{operation} took {elapsed:?}");
+    }
+
+    let started = Instant::now();
+    let built = RedisStore::builder(&url)
+        .operation_timeout(S44_TIMEOUT)
+        .build()
+        .await;
+    let elapsed = started.elapsed();
+    eprintln!("dead server: build returned after {elapsed:?}: {built:?}");
+    assert!(
+        matches!(
+            built,
+            Err(SessionError::StoreTimeout { .. } | SessionError::Store(_))
+        ),
+        "{built:?}"
+    );
+    assert!(elapsed < S44_BOUND, "build took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn s44_a_zero_operation_timeout_is_refused_before_connecting() {
+    let started = Instant::now();
+    let refused = RedisStore::builder("redis://127.0.0.1:1/")
+        .operation_timeout(Duration::ZERO)
+        .build()
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no connection attempt"
+    );
+    let error = refused.expect_err("a zero timeout must be refused");
+    let source = error
+        .source()
+        .expect("the configuration error is the source");
+    assert!(
+        matches!(
+            source.downcast_ref::<sessionware::ConfigError>(),
+            Some(sessionware::ConfigError::InvalidStoreSetting {
+                setting: "operation_timeout",
+                ..
+            })
+        ),
+        "{source:?}"
+    );
 }

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,16 +15,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
-use crate::error::SessionError;
+use crate::error::{ConfigError, SessionError};
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
-    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
-    TouchOutcome,
+    CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, Record, RotateOutcome, SaveOutcome,
+    SessionInfo, SessionStore, TouchOutcome, within,
 };
 
 const DEFAULT_KEY_PREFIX: &str = "sessionware:";
 const DEFAULT_EXPIRY_GRACE: Duration = Duration::from_secs(60);
+/// The longest one connection attempt may take with the store's default connection settings
+/// (the `redis` crate's own default), or the operation timeout if that is shorter.
+const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// The `COUNT` hint of each `SCAN` step of `delete_expired`, and so the largest batch one
 /// purge script handles.
 const SCAN_BATCH: usize = 500;
@@ -261,10 +265,14 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 
 /// A [`SessionStore`] in Redis (6.2 or later) or Valkey.
 ///
-/// Cloning is cheap: clones share one auto-reconnecting connection. When the server goes
-/// away, operations fail with [`SessionError::Store`] (the [`redis::RedisError`] kept as the
-/// source) while the manager reconnects in the background; once the server is back, the same
-/// store works again without being reopened.
+/// Cloning is cheap: clones share one auto-reconnecting connection. Every operation,
+/// connecting included, is bounded by the
+/// [operation timeout](RedisStoreBuilder::operation_timeout) (2 seconds by default). When the
+/// server goes away or stops answering, operations fail within it, with
+/// [`SessionError::StoreTimeout`], or sooner with [`SessionError::Store`] (the
+/// [`redis::RedisError`] kept as the source) when the failure shows at once, such as a refused
+/// connection; meanwhile the manager reconnects in the background, and once the server is back
+/// the same store works again without being reopened.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), sessionware::SessionError> {
@@ -387,6 +395,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 pub struct RedisStore {
     manager: ConnectionManager,
     layout: Arc<KeyLayout>,
+    operation_timeout: Duration,
 }
 
 /// Builds a [`RedisStore`]; made by [`RedisStore::builder`] or
@@ -397,6 +406,7 @@ pub struct RedisStoreBuilder {
     config: Option<ConnectionManagerConfig>,
     key_prefix: String,
     expiry_grace: Duration,
+    operation_timeout: Duration,
 }
 
 enum Connection {
@@ -450,8 +460,11 @@ impl RedisStore {
     /// Connects to the server at `url` (`redis://`, `rediss://` with TLS enabled in the
     /// `redis` crate, or `unix://`) with the default settings.
     ///
-    /// Fails with [`SessionError::Store`] if the URL does not parse or the server cannot be
-    /// reached.
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] if the URL does not parse or the server refuses the
+    /// connection, [`SessionError::StoreTimeout`] if connecting takes longer than the default
+    /// operation timeout of 2 seconds (the server is down, paused or unreachable).
     pub async fn open(url: &str) -> Result<Self, SessionError> {
         Self::builder(url).build().await
     }
@@ -466,8 +479,9 @@ impl RedisStore {
         RedisStoreBuilder::new(Connection::Manager(manager))
     }
 
-    /// A store with the default settings on a connection manager the application already
-    /// has. No I/O happens until the first operation.
+    /// A store with the default settings (the default operation timeout of 2 seconds
+    /// included) on a connection manager the application already has. No I/O happens until
+    /// the first operation.
     pub fn from_manager(manager: ConnectionManager) -> Self {
         Self {
             manager,
@@ -475,6 +489,7 @@ impl RedisStore {
                 DEFAULT_KEY_PREFIX.to_owned(),
                 DEFAULT_EXPIRY_GRACE,
             )),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
     }
 
@@ -487,6 +502,66 @@ impl RedisStore {
     fn conn(&self) -> ConnectionManager {
         self.manager.clone()
     }
+
+    /// Runs one store operation, or one step of a longer one, under the operation timeout.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        step: impl Future<Output = Result<T, SessionError>>,
+    ) -> Result<T, SessionError> {
+        bounded(self.operation_timeout, operation, step).await
+    }
+
+    /// Deletes the session under `key` and its index entry: `delete` and `revoke`.
+    async fn delete_key(&self, key: &StoreKey) -> Result<bool, SessionError> {
+        let deleted: i64 = SCRIPTS
+            .delete
+            .key(self.layout.session_key(key))
+            .arg(key.to_hex())
+            .arg(self.layout.grace_millis)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(SessionError::store)?;
+        Ok(deleted > 0)
+    }
+}
+
+/// Runs `step` of `operation` with [`within`], giving up after `timeout`.
+///
+/// The `redis` crate has timeouts of its own (per response and per connection attempt),
+/// which the store's default connection settings set to at most `timeout`. When one of those
+/// fires only once the whole `timeout` has passed, it is the same event as the store's own
+/// timeout seen from inside (both timers may fire on the same tick), and is reported the
+/// same way, as [`SessionError::StoreTimeout`]. One that fires sooner (a shorter timeout in a
+/// caller's connection settings) stays a [`SessionError::Store`].
+async fn bounded<T>(
+    timeout: Duration,
+    operation: &'static str,
+    step: impl Future<Output = Result<T, SessionError>>,
+) -> Result<T, SessionError> {
+    let started = tokio::time::Instant::now();
+    match within(timeout, operation, step).await {
+        Err(SessionError::Store(source))
+            if started.elapsed() >= timeout
+                && source
+                    .downcast_ref::<redis::RedisError>()
+                    .is_some_and(redis::RedisError::is_timeout) =>
+        {
+            Err(SessionError::StoreTimeout { operation, timeout })
+        }
+        result => result,
+    }
+}
+
+/// The connection manager settings of a store built from a URL without
+/// [`RedisStoreBuilder::connection_config`]: the `redis` crate's defaults (six reconnection
+/// attempts with exponential backoff), with each response awaited for at most the operation
+/// timeout and each connection attempt for at most 1 second or the operation timeout if that
+/// is shorter.
+fn default_connection_config(operation_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(operation_timeout))
+        .set_connection_timeout(Some(DEFAULT_CONNECTION_TIMEOUT.min(operation_timeout)))
 }
 
 impl fmt::Debug for RedisStore {
@@ -496,6 +571,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("key_prefix", &self.layout.prefix)
             .field("expiry_grace_ms", &self.layout.grace_millis)
+            .field("operation_timeout", &self.operation_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -507,6 +583,7 @@ impl RedisStoreBuilder {
             config: None,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             expiry_grace: DEFAULT_EXPIRY_GRACE,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
     }
 
@@ -536,9 +613,32 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// The longest any one store operation may take, connecting included; past it the
+    /// operation is abandoned with [`SessionError::StoreTimeout`]. Default: 2 seconds.
+    ///
+    /// While the server is down, paused or unreachable, every request that needs the store
+    /// then fails within this bound instead of waiting for the connection manager's
+    /// reconnection attempts. [`build`](Self::build) connects within it too.
+    /// [`delete_expired`](SessionStore::delete_expired), [`sessions_of`](SessionStore::sessions_of)
+    /// and [`revoke_user`](SessionStore::revoke_user) take several steps on a large keyspace or
+    /// index (see [`RedisStore`]); the bound applies to each step. An abandoned script may
+    /// still run on the server once it answers again, which every operation tolerates (each
+    /// script is atomic, and a retry reads the outcome afresh). Must not be zero; checked by
+    /// [`build`](Self::build).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Reconnection and timeout settings of the connection manager. Default: the `redis`
-    /// crate's defaults (six reconnection attempts with exponential backoff, a 500 ms
-    /// response timeout, a 1 s connection timeout).
+    /// crate's defaults (six reconnection attempts with exponential backoff), with a response
+    /// timeout equal to the [operation timeout](Self::operation_timeout) and a connection
+    /// timeout of 1 second or the operation timeout if that is shorter.
+    ///
+    /// Settings given here replace those defaults entirely, timeouts included. The operation
+    /// timeout bounds each operation whatever they say: a longer response or connection
+    /// timeout here changes nothing, a shorter one makes an operation fail sooner with
+    /// [`SessionError::Store`].
     ///
     /// Only for a builder made with [`RedisStore::builder`]: a manager passed to
     /// [`RedisStore::builder_with_manager`] is already configured, and `build` fails if this
@@ -550,15 +650,32 @@ impl RedisStoreBuilder {
 
     /// Connects (for a builder made from a URL) and returns the store.
     ///
-    /// Fails with [`SessionError::Store`] if the URL does not parse, the server cannot be
-    /// reached, or a connection configuration was given for an existing manager.
+    /// # Errors
+    ///
+    /// - [`SessionError::Store`] if the URL does not parse, the server refuses the connection,
+    ///   or a connection configuration was given for an existing manager;
+    /// - [`SessionError::Store`] with a [`ConfigError::InvalidStoreSetting`] as its source if
+    ///   the [operation timeout](Self::operation_timeout) is zero (checked before connecting);
+    /// - [`SessionError::StoreTimeout`] if connecting takes longer than the operation timeout
+    ///   (the server is down, paused or unreachable).
     pub async fn build(self) -> Result<RedisStore, SessionError> {
+        let timeout = self.operation_timeout;
+        if timeout.is_zero() {
+            return Err(SessionError::store(ConfigError::InvalidStoreSetting {
+                setting: "operation_timeout",
+                reason: "must be greater than zero".to_owned(),
+            }));
+        }
         let manager = match (self.connection, self.config) {
             (Connection::Url(url), config) => {
                 let client = Client::open(url.as_str()).map_err(SessionError::store)?;
-                ConnectionManager::new_with_config(client, config.unwrap_or_default())
-                    .await
-                    .map_err(SessionError::store)?
+                let config = config.unwrap_or_else(|| default_connection_config(timeout));
+                bounded(timeout, "connect", async {
+                    ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(SessionError::store)
+                })
+                .await?
             }
             (Connection::Manager(manager), None) => manager,
             (Connection::Manager(_), Some(_)) => {
@@ -568,6 +685,7 @@ impl RedisStoreBuilder {
         Ok(RedisStore {
             manager,
             layout: Arc::new(KeyLayout::new(self.key_prefix, self.expiry_grace)),
+            operation_timeout: timeout,
         })
     }
 }
@@ -578,6 +696,7 @@ impl fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("key_prefix", &self.key_prefix)
             .field("expiry_grace", &self.expiry_grace)
+            .field("operation_timeout", &self.operation_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -739,49 +858,55 @@ fn decode_record(mut fields: HashMap<String, Vec<u8>>) -> Result<Record, Session
 
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
-        let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
-            .arg(self.layout.session_key(key))
-            .query_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        if fields.is_empty() {
-            return Ok(LoadOutcome::Missing);
-        }
-        let record = decode_record(fields)?;
-        Ok(if record.is_expired(now) {
-            LoadOutcome::Expired
-        } else {
-            LoadOutcome::Found(record)
+        self.bounded("load", async {
+            let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                .arg(self.layout.session_key(key))
+                .query_async(&mut self.conn())
+                .await
+                .map_err(SessionError::store)?;
+            if fields.is_empty() {
+                return Ok(LoadOutcome::Missing);
+            }
+            let record = decode_record(fields)?;
+            Ok(if record.is_expired(now) {
+                LoadOutcome::Expired
+            } else {
+                LoadOutcome::Found(record)
+            })
         })
+        .await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
-        let encoded = encode_record(&self.layout, record)?;
-        let mut invocation = SCRIPTS.create.key(self.layout.session_key(key));
-        if let Some(index) = &encoded.index {
-            invocation.key(index);
-        }
-        // `create` is given no time: the record's last activity, which the caller set to its
-        // "now" when it made the record, decides which index entries are stale.
-        invocation
-            .arg(key.to_hex())
-            .arg(encoded.expires)
-            .arg(self.layout.grace_millis)
-            .arg(to_millis(record.last_active)?);
-        for (name, value) in &encoded.fields {
-            invocation.arg(*name).arg(value.as_slice());
-        }
-        let created: i64 = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        match created {
-            1 => Ok(CreateOutcome::Created),
-            0 => Ok(CreateOutcome::Collision),
-            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                "create",
-            ))),
-        }
+        self.bounded("create", async {
+            let encoded = encode_record(&self.layout, record)?;
+            let mut invocation = SCRIPTS.create.key(self.layout.session_key(key));
+            if let Some(index) = &encoded.index {
+                invocation.key(index);
+            }
+            // `create` is given no time: the record's last activity, which the caller set to
+            // its "now" when it made the record, decides which index entries are stale.
+            invocation
+                .arg(key.to_hex())
+                .arg(encoded.expires)
+                .arg(self.layout.grace_millis)
+                .arg(to_millis(record.last_active)?);
+            for (name, value) in &encoded.fields {
+                invocation.arg(*name).arg(value.as_slice());
+            }
+            let created: i64 = invocation
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(SessionError::store)?;
+            match created {
+                1 => Ok(CreateOutcome::Created),
+                0 => Ok(CreateOutcome::Collision),
+                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                    "create",
+                ))),
+            }
+        })
+        .await
     }
 
     async fn save(
@@ -791,32 +916,35 @@ impl SessionStore for RedisStore {
         expected_version: u64,
         now: SystemTime,
     ) -> Result<SaveOutcome, SessionError> {
-        let encoded = encode_record(&self.layout, record)?;
-        let mut invocation = SCRIPTS.save.key(self.layout.session_key(key));
-        if let Some(index) = &encoded.index {
-            invocation.key(index);
-        }
-        invocation
-            .arg(key.to_hex())
-            .arg(encoded.expires)
-            .arg(self.layout.grace_millis)
-            .arg(expected_version.to_string())
-            .arg(to_millis(now)?);
-        for (name, value) in &encoded.fields {
-            invocation.arg(*name).arg(value.as_slice());
-        }
-        let saved: i64 = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        match saved {
-            1 => Ok(SaveOutcome::Saved),
-            0 => Ok(SaveOutcome::Missing),
-            2 => Ok(SaveOutcome::Conflict),
-            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                "save",
-            ))),
-        }
+        self.bounded("save", async {
+            let encoded = encode_record(&self.layout, record)?;
+            let mut invocation = SCRIPTS.save.key(self.layout.session_key(key));
+            if let Some(index) = &encoded.index {
+                invocation.key(index);
+            }
+            invocation
+                .arg(key.to_hex())
+                .arg(encoded.expires)
+                .arg(self.layout.grace_millis)
+                .arg(expected_version.to_string())
+                .arg(to_millis(now)?);
+            for (name, value) in &encoded.fields {
+                invocation.arg(*name).arg(value.as_slice());
+            }
+            let saved: i64 = invocation
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(SessionError::store)?;
+            match saved {
+                1 => Ok(SaveOutcome::Saved),
+                0 => Ok(SaveOutcome::Missing),
+                2 => Ok(SaveOutcome::Conflict),
+                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                    "save",
+                ))),
+            }
+        })
+        .await
     }
 
     async fn touch(
@@ -827,38 +955,33 @@ impl SessionStore for RedisStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<TouchOutcome, SessionError> {
-        let touched: i64 = SCRIPTS
-            .touch
-            .key(self.layout.session_key(key))
-            .arg(key.to_hex())
-            .arg(to_millis(last_active)?)
-            .arg(to_millis(expires_at)?)
-            .arg(to_millis(now)?)
-            .arg(self.layout.grace_millis)
-            .arg(expected_version.to_string())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        match touched {
-            1 => Ok(TouchOutcome::Touched),
-            0 => Ok(TouchOutcome::Missing),
-            2 => Ok(TouchOutcome::Conflict),
-            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                "touch",
-            ))),
-        }
+        self.bounded("touch", async {
+            let touched: i64 = SCRIPTS
+                .touch
+                .key(self.layout.session_key(key))
+                .arg(key.to_hex())
+                .arg(to_millis(last_active)?)
+                .arg(to_millis(expires_at)?)
+                .arg(to_millis(now)?)
+                .arg(self.layout.grace_millis)
+                .arg(expected_version.to_string())
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(SessionError::store)?;
+            match touched {
+                1 => Ok(TouchOutcome::Touched),
+                0 => Ok(TouchOutcome::Missing),
+                2 => Ok(TouchOutcome::Conflict),
+                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                    "touch",
+                ))),
+            }
+        })
+        .await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        let deleted: i64 = SCRIPTS
-            .delete
-            .key(self.layout.session_key(key))
-            .arg(key.to_hex())
-            .arg(self.layout.grace_millis)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        Ok(deleted > 0)
+        self.bounded("delete", self.delete_key(key)).await
     }
 
     async fn rotate(
@@ -869,37 +992,42 @@ impl SessionStore for RedisStore {
         expected_version: u64,
         now: SystemTime,
     ) -> Result<RotateOutcome, SessionError> {
-        let encoded = encode_record(&self.layout, record)?;
-        let mut invocation = SCRIPTS.rotate.key(self.layout.session_key(old));
-        invocation.key(self.layout.session_key(new));
-        if let Some(index) = &encoded.index {
-            invocation.key(index);
-        }
-        invocation
-            .arg(old.to_hex())
-            .arg(new.to_hex())
-            .arg(encoded.expires)
-            .arg(self.layout.grace_millis)
-            .arg(expected_version.to_string())
-            .arg(to_millis(now)?);
-        for (name, value) in &encoded.fields {
-            invocation.arg(*name).arg(value.as_slice());
-        }
-        let rotated: i64 = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        match rotated {
-            1 => Ok(RotateOutcome::Rotated),
-            0 => Ok(RotateOutcome::Missing),
-            2 => Ok(RotateOutcome::Conflict),
-            3 => Ok(RotateOutcome::Collision),
-            _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                "rotate",
-            ))),
-        }
+        self.bounded("rotate", async {
+            let encoded = encode_record(&self.layout, record)?;
+            let mut invocation = SCRIPTS.rotate.key(self.layout.session_key(old));
+            invocation.key(self.layout.session_key(new));
+            if let Some(index) = &encoded.index {
+                invocation.key(index);
+            }
+            invocation
+                .arg(old.to_hex())
+                .arg(new.to_hex())
+                .arg(encoded.expires)
+                .arg(self.layout.grace_millis)
+                .arg(expected_version.to_string())
+                .arg(to_millis(now)?);
+            for (name, value) in &encoded.fields {
+                invocation.arg(*name).arg(value.as_slice());
+            }
+            let rotated: i64 = invocation
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(SessionError::store)?;
+            match rotated {
+                1 => Ok(RotateOutcome::Rotated),
+                0 => Ok(RotateOutcome::Missing),
+                2 => Ok(RotateOutcome::Conflict),
+                3 => Ok(RotateOutcome::Collision),
+                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
+                    "rotate",
+                ))),
+            }
+        })
+        .await
     }
 
+    /// Scans in batches; the operation timeout bounds each `SCAN` step and each purge script,
+    /// not the whole walk of the keyspace.
     async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
         let now = to_millis(now)?;
         let pattern = self.layout.session_pattern();
@@ -907,26 +1035,33 @@ impl SessionStore for RedisStore {
         let mut cursor: u64 = 0;
         let mut purged: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(SessionError::store)?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .bounded("delete_expired", async {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_BATCH)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(SessionError::store)
+                })
+                .await?;
             if !keys.is_empty() {
                 let mut invocation = SCRIPTS.purge.prepare_invoke();
                 for key in &keys {
                     invocation.key(key.as_slice());
                 }
-                let count: u64 = invocation
-                    .arg(now)
-                    .arg(self.layout.grace_millis)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(SessionError::store)?;
+                invocation.arg(now).arg(self.layout.grace_millis);
+                let count: u64 = self
+                    .bounded("delete_expired", async {
+                        invocation
+                            .invoke_async(&mut conn)
+                            .await
+                            .map_err(SessionError::store)
+                    })
+                    .await?;
                 purged += count;
             }
             if next == 0 {
@@ -936,8 +1071,9 @@ impl SessionStore for RedisStore {
         }
     }
 
-    /// Pages through the user's index by rank, at most 100 members per script call; not a
-    /// snapshot (see [Index upkeep](RedisStore#index-upkeep)).
+    /// Pages through the user's index by rank, at most 100 members per script call, each
+    /// bounded by the operation timeout; not a snapshot (see
+    /// [Index upkeep](RedisStore#index-upkeep)).
     async fn sessions_of(
         &self,
         user: &str,
@@ -950,17 +1086,21 @@ impl SessionStore for RedisStore {
         let mut sessions = Vec::new();
         let mut first = 0_usize;
         for _ in 0..MAX_INDEX_PAGES {
-            let (examined, kept, listed): (usize, usize, Vec<String>) = SCRIPTS
-                .list
-                .key(&index)
-                .arg(&self.layout.session_prefix)
-                .arg(now)
-                .arg(self.layout.grace_millis)
-                .arg(first)
-                .arg(INDEX_PAGE)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(SessionError::store)?;
+            let (examined, kept, listed): (usize, usize, Vec<String>) = self
+                .bounded("sessions_of", async {
+                    SCRIPTS
+                        .list
+                        .key(&index)
+                        .arg(&self.layout.session_prefix)
+                        .arg(now)
+                        .arg(self.layout.grace_millis)
+                        .arg(first)
+                        .arg(INDEX_PAGE)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(SessionError::store)
+                })
+                .await?;
             for entry in listed.chunks(4) {
                 let info = decode_info(entry)?;
                 if seen.insert(info.handle) {
@@ -978,10 +1118,10 @@ impl SessionStore for RedisStore {
         )))
     }
 
-    /// Deletes in pages of at most 100 index members, each one script call, until a call
-    /// finds less than a full page: at that moment no session of the user but the kept one
-    /// is left, whatever was rotated or created in the meantime (see
-    /// [Index upkeep](RedisStore#index-upkeep)).
+    /// Deletes in pages of at most 100 index members, each one script call bounded by the
+    /// operation timeout, until a call finds less than a full page: at that moment no
+    /// session of the user but the kept one is left, whatever was rotated or created in the
+    /// meantime (see [Index upkeep](RedisStore#index-upkeep)).
     async fn revoke_user(
         &self,
         user: &str,
@@ -997,17 +1137,21 @@ impl SessionStore for RedisStore {
         let mut conn = self.conn();
         let mut revoked = 0_u64;
         for _ in 0..MAX_INDEX_PAGES {
-            let (count, full): (u64, u64) = SCRIPTS
-                .revoke_user
-                .key(&index)
-                .arg(&self.layout.session_prefix)
-                .arg(&keep)
-                .arg(now)
-                .arg(self.layout.grace_millis)
-                .arg(INDEX_PAGE)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(SessionError::store)?;
+            let (count, full): (u64, u64) = self
+                .bounded("revoke_user", async {
+                    SCRIPTS
+                        .revoke_user
+                        .key(&index)
+                        .arg(&self.layout.session_prefix)
+                        .arg(&keep)
+                        .arg(now)
+                        .arg(self.layout.grace_millis)
+                        .arg(INDEX_PAGE)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(SessionError::store)
+                })
+                .await?;
             revoked += count;
             if full == 0 {
                 return Ok(revoked);
@@ -1019,7 +1163,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        self.delete(handle.store_key()).await
+        self.bounded("revoke", self.delete_key(handle.store_key()))
+            .await
     }
 }
 
@@ -1095,6 +1240,47 @@ mod tests {
         let mut fields = HashMap::new();
         fields.insert("data".to_owned(), Vec::new());
         assert!(matches!(decode_record(fields), Err(SessionError::Store(_))));
+    }
+
+    #[test]
+    fn default_connection_settings_stay_within_the_operation_timeout() {
+        let short = default_connection_config(Duration::from_millis(300));
+        assert_eq!(short.response_timeout(), Some(Duration::from_millis(300)));
+        assert_eq!(short.connection_timeout(), Some(Duration::from_millis(300)));
+        let default = default_connection_config(DEFAULT_OPERATION_TIMEOUT);
+        assert_eq!(default.response_timeout(), Some(DEFAULT_OPERATION_TIMEOUT));
+        assert_eq!(default.connection_timeout(), Some(Duration::from_secs(1)));
+    }
+
+    fn redis_timeout() -> SessionError {
+        SessionError::store(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_redis_timeout_is_a_store_timeout_only_once_the_operation_timeout_passed() {
+        let timeout = Duration::from_millis(50);
+        // Reported together with the store's own timer (here: only after it ran out).
+        let late = bounded(timeout, "load", async {
+            std::thread::sleep(timeout + Duration::from_millis(10));
+            Err::<(), _>(redis_timeout())
+        })
+        .await;
+        assert!(
+            matches!(
+                late,
+                Err(SessionError::StoreTimeout {
+                    operation: "load",
+                    timeout: t
+                }) if t == timeout
+            ),
+            "{late:?}"
+        );
+        // A shorter timeout of the caller's own connection settings stays a store error.
+        let early = bounded(timeout, "load", async { Err::<(), _>(redis_timeout()) }).await;
+        assert!(matches!(early, Err(SessionError::Store(_))), "{early:?}");
     }
 
     /// A raw connection to the server in `REDIS_URL`, or `None` when it is unset.
