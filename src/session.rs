@@ -49,7 +49,13 @@ const MAX_ID_DRAWS: usize = 8;
 /// requests all survive. For the *same* key the last save wins; use
 /// [`update`](Self::update) for a read-modify-write that must not lose updates (a counter).
 /// A session deleted by a concurrent logout is never recreated by a late save: that
-/// request's changes are dropped and its cookie removed.
+/// request's changes are dropped and its cookie removed. A session moved to a new ID by a
+/// concurrent [`login`](Self::login) or [`cycle_id`](Self::cycle_id) drops a late write the
+/// same way, but leaves the cookie alone, so the new one set by the rotating response stays
+/// in the browser; a concurrent login (a double-submitted form) goes on under a fresh ID of
+/// its own, so the browser ends logged in whichever response arrives last. Writers of one
+/// session in one process take turns; see
+/// [`SessionLayer::conflict_budget`](crate::SessionLayer::conflict_budget).
 ///
 /// ```
 /// # async fn handler(session: sessionware::Session) -> Result<(), sessionware::SessionError> {
@@ -154,8 +160,9 @@ struct State {
     /// The handler read or wrote the session: the response varies on `Cookie`.
     accessed: bool,
     destroyed: bool,
-    /// A concurrent request deleted the session; this request's changes were dropped.
-    interrupted: bool,
+    /// A concurrent request deleted or moved the session; this request's changes were
+    /// dropped.
+    interruption: Option<Interruption>,
     /// The stored session's ID was drawn during this request (`update` created the session or
     /// carried out a pending rotation): a server error deletes its record, since the client
     /// never learns that ID.
@@ -189,7 +196,7 @@ impl Session {
                     loaded_expiry: None,
                     accessed: false,
                     destroyed: false,
-                    interrupted: false,
+                    interruption: None,
                     issued_here: false,
                     now: None,
                 }),
@@ -317,13 +324,18 @@ impl Session {
                     retry.after_conflict().await?;
                     // The reload re-applies the request's other changes.
                     self.reload(&mut state, now).await?;
-                    if state.interrupted {
+                    if state.interruption.is_some() {
                         return Err(SessionError::Interrupted);
                     }
                 }
                 Committed::Gone => {
-                    self.interrupt(&mut state);
+                    self.interrupt(&mut state, Interruption::Deleted);
                     return Err(SessionError::Interrupted);
+                }
+                Committed::Moved => {
+                    if !self.moved_away(&mut state)? {
+                        return Err(SessionError::Interrupted);
+                    }
                 }
             }
         }
@@ -475,7 +487,7 @@ impl Session {
     }
 
     fn check_writable(state: MutexGuard<'_, State>) -> Result<MutexGuard<'_, State>, SessionError> {
-        if state.interrupted {
+        if state.interruption.is_some() {
             return Err(SessionError::Interrupted);
         }
         if state.destroyed {
@@ -493,7 +505,7 @@ impl Session {
         let key = incoming.id.store_key();
         let outcome = self.shared.config.load(&key, now).await?;
         match self.live(outcome, now, true) {
-            Some(record) => {
+            Loaded::Live(record) => {
                 state.loaded_expiry = Some((record.expires_at, record.expiry));
                 state.base = Base::Stored {
                     id: None,
@@ -502,8 +514,14 @@ impl Session {
                 };
                 state.rebase()
             }
-            None => {
+            Loaded::Ended => {
                 state.base = Base::Absent { stale: true };
+                Ok(())
+            }
+            // Rotated by a concurrent request, whose response sets the new cookie: no
+            // session here, and no removal cookie that could arrive after the new one.
+            Loaded::Moved => {
+                state.base = Base::Absent { stale: false };
                 Ok(())
             }
         }
@@ -516,23 +534,43 @@ impl Session {
         };
         let outcome = self.shared.config.load(key, now).await?;
         match self.live(outcome, now, false) {
-            Some(fresh) => {
+            Loaded::Live(fresh) => {
                 if let Base::Stored { record, .. } = &mut state.base {
                     *record = fresh;
                 }
                 state.rebase()
             }
-            None => {
-                self.interrupt(state);
+            Loaded::Ended => {
+                self.interrupt(state, Interruption::Deleted);
                 Ok(())
             }
+            Loaded::Moved => self.moved_away(state).map(drop),
         }
     }
 
-    /// The live record in what a load found, if any; `report` counts a rejected ID as a
-    /// security event (it is off for reloads, where a vanished record is an interruption,
-    /// not a client's doing).
-    fn live(&self, outcome: LoadOutcome, now: SystemTime, report: bool) -> Option<Record> {
+    /// The stored session moved to a new ID under this request (a concurrent rotation).
+    /// A pending login goes on under a fresh ID, as a login without a session would, and
+    /// keeps the values this request read: a double-submitted login form then ends logged
+    /// in whichever response reaches the browser last. Any other change is dropped, as for
+    /// a deleted session, but the cookie is left alone: the rotating response sets the new
+    /// one. Returns whether the changes are still to be committed.
+    fn moved_away(&self, state: &mut State) -> Result<bool, SessionError> {
+        if matches!(state.changes.user, Some(Some(_))) {
+            if state.view.is_none() {
+                let values = state.stored_values()?;
+                state.view = Some(values);
+            }
+            state.base = Base::Absent { stale: false };
+            return Ok(true);
+        }
+        self.interrupt(state, Interruption::Moved);
+        Ok(false)
+    }
+
+    /// What a load found, for this request; `report` counts a rejected ID as a security
+    /// event (it is off for reloads, where a vanished record is an interruption, not a
+    /// client's doing).
+    fn live(&self, outcome: LoadOutcome, now: SystemTime, report: bool) -> Loaded {
         let config = &self.shared.config;
         let event = match outcome {
             LoadOutcome::Found(record)
@@ -543,22 +581,25 @@ impl Session {
                         record.user.as_deref(),
                     ) > now =>
             {
-                return Some(record);
+                return Loaded::Live(record);
             }
+            LoadOutcome::Moved => return Loaded::Moved,
             LoadOutcome::Found(_) | LoadOutcome::Expired => SecurityEvent::Expired,
             LoadOutcome::Missing => SecurityEvent::Unknown,
         };
         if report {
             config.report(event);
         }
-        None
+        Loaded::Ended
     }
 
-    /// Marks the session as deleted by someone else: this request's changes are dropped and
-    /// its cookie will be removed.
-    fn interrupt(&self, state: &mut State) {
-        state.interrupted = true;
-        state.base = Base::Absent { stale: true };
+    /// Marks the session as deleted or moved by someone else: this request's changes are
+    /// dropped, and for a deleted session its cookie will be removed.
+    fn interrupt(&self, state: &mut State, interruption: Interruption) {
+        state.interruption = Some(interruption);
+        state.base = Base::Absent {
+            stale: interruption == Interruption::Deleted,
+        };
         state.changes = Changes::default();
         state.view = None;
         self.shared.config.report(SecurityEvent::Interrupted);
@@ -632,6 +673,7 @@ impl Session {
                             RotateOutcome::Collision => continue,
                             RotateOutcome::Conflict => return Ok(Committed::Conflict),
                             RotateOutcome::Missing => return Ok(Committed::Gone),
+                            RotateOutcome::Moved => return Ok(Committed::Moved),
                         }
                     }
                     return Err(SessionError::IdCollision);
@@ -649,6 +691,7 @@ impl Session {
                     }
                     SaveOutcome::Conflict => Ok(Committed::Conflict),
                     SaveOutcome::Missing => Ok(Committed::Gone),
+                    SaveOutcome::Moved => Ok(Committed::Moved),
                 }
             }
         }
@@ -725,14 +768,17 @@ impl Session {
             None
         };
         let mut retry = Retry::new(config.conflict_budget);
-        while state.changes.any() && !state.interrupted {
+        while state.changes.any() && state.interruption.is_none() {
             match self.commit_now(&mut state, now, None).await? {
                 Committed::Done => {}
                 Committed::Conflict => {
                     retry.after_conflict().await?;
                     self.reload(&mut state, now).await?;
                 }
-                Committed::Gone => self.interrupt(&mut state),
+                Committed::Gone => self.interrupt(&mut state, Interruption::Deleted),
+                Committed::Moved => {
+                    self.moved_away(&mut state)?;
+                }
             }
         }
         if let Base::Stored { key, record, .. } = &mut state.base
@@ -755,7 +801,7 @@ impl Session {
                 // Another request saved the session since this one loaded it, and set its
                 // deadline then: this request's stale view must not move it.
                 TouchOutcome::Conflict => {}
-                TouchOutcome::Missing => self.interrupt(&mut state),
+                TouchOutcome::Missing => self.interrupt(&mut state, Interruption::Deleted),
             }
         }
         Ok(self.cookie_for(&state, || now, false))
@@ -787,12 +833,17 @@ impl Session {
             set_cookie: None,
             vary,
         };
-        if state.destroyed || state.interrupted {
-            return if incoming.is_some() || state.interrupted {
+        if state.destroyed {
+            return if incoming.is_some() {
                 removal()
             } else {
                 nothing
             };
+        }
+        match state.interruption {
+            Some(Interruption::Deleted) => return removal(),
+            Some(Interruption::Moved) => return nothing,
+            None => {}
         }
         match &state.base {
             Base::Stored { id, record, .. } if !server_error => {
@@ -828,7 +879,29 @@ impl Session {
 enum Committed {
     Done,
     Conflict,
+    /// The session was deleted (or expired) meanwhile.
     Gone,
+    /// The session moved to a new ID meanwhile (a concurrent rotation).
+    Moved,
+}
+
+/// What a load of the session found, as the request sees it.
+enum Loaded {
+    Live(Record),
+    /// Expired, deleted, or never stored.
+    Ended,
+    /// Rotated away moments ago; see [`LoadOutcome::Moved`].
+    Moved,
+}
+
+/// Why a request's changes to its session were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    /// A concurrent logout or revocation deleted the session: its cookie is removed.
+    Deleted,
+    /// A concurrent rotation moved it to a new ID: the cookie is left to the rotating
+    /// response.
+    Moved,
 }
 
 impl State {

@@ -318,13 +318,11 @@ async fn a_rotation_racing_writes_keeps_every_write() {
     // Writes that loaded the session before the rotation were re-applied on top of it and
     // moved with it, or found it moved and were dropped; writes that arrived after it were
     // anonymous (the old ID is dead) and got fresh sessions of their own. Never is the old
-    // record re-created, and alice has exactly one session.
+    // record re-created (its key holds only the rotation's marker), and alice has exactly
+    // one session.
     let old_key = store_key_of(&value);
     let now = std::time::SystemTime::now();
-    assert_eq!(
-        store.load(&old_key, now).await.unwrap(),
-        LoadOutcome::Missing
-    );
+    assert_eq!(store.load(&old_key, now).await.unwrap(), LoadOutcome::Moved);
     let alices = store.sessions_of("alice", now).await.unwrap();
     assert_eq!(alices.len(), 1);
     assert_eq!(

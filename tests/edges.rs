@@ -756,3 +756,120 @@ async fn s42_anonymous_sessions_end_after_the_anonymous_timeout_on_every_store()
         backend.clean_up().await;
     }
 }
+
+// S41 ---------------------------------------------------------------------------------------
+
+/// How many double-submitted logins each store is put through.
+const DOUBLE_SUBMITS: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s41_a_double_submitted_login_leaves_the_browser_logged_in_in_either_order() {
+    for backend in backends().await {
+        let app = app().layer(layer(backend.store.clone()));
+        let mut logged_out = 0;
+        for _ in 0..DOUBLE_SUBMITS {
+            let user = fresh_user();
+            let mut client = Client::new(app.clone());
+            client.send("POST", "/set/cart/apple").await;
+            let before = client.cookie.clone().expect("anonymous session stored");
+            let uri = format!("/login/{user}");
+            let header = cookie(&before);
+            let (first, second) = tokio::join!(
+                send(&app, "POST", &uri, Some(&header)),
+                send(&app, "POST", &uri, Some(&header))
+            );
+            assert_eq!(first.status, StatusCode::OK, "{}", backend.name);
+            assert_eq!(second.status, StatusCode::OK, "{}", backend.name);
+            for order in [[&first, &second], [&second, &first]] {
+                let mut jar = Some(before.clone());
+                for reply in order {
+                    if let Some(set) = reply.session_cookie() {
+                        jar = (!set.is_removal()).then_some(set.value);
+                    }
+                }
+                let seen = match &jar {
+                    Some(value) => send(&app, "GET", "/user", Some(&cookie(value))).await.body,
+                    None => String::new(),
+                };
+                if seen != user {
+                    logged_out += 1;
+                }
+            }
+            // The cookie planted before the login is anonymous whatever happened.
+            let planted = send(&app, "GET", "/user", Some(&header)).await;
+            assert_eq!(planted.status, StatusCode::UNAUTHORIZED, "{}", backend.name);
+        }
+        assert_eq!(
+            logged_out,
+            0,
+            "{}: {logged_out} of {} response orders left the browser logged out",
+            backend.name,
+            2 * DOUBLE_SUBMITS
+        );
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s41_requests_in_flight_during_a_rotation_do_not_remove_the_new_cookie() {
+    for backend in backends().await {
+        let gates = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let handler_gates = gates.clone();
+        let app = app()
+            .route(
+                "/slow-write",
+                axum::routing::post(move |session: Session| {
+                    let (loaded, rotated) = handler_gates.clone();
+                    async move {
+                        session.get::<String>("k").await?;
+                        loaded.wait().await;
+                        rotated.wait().await;
+                        match session.insert("k", "late").await {
+                            Ok(()) | Err(SessionError::Interrupted) => Ok("done"),
+                            Err(error) => Err(error),
+                        }
+                    }
+                }),
+            )
+            .layer(layer(backend.store.clone()));
+        let mut client = Client::new(app.clone());
+        client
+            .send("POST", &format!("/login/{}", fresh_user()))
+            .await;
+        let old = client.cookie.clone().expect("logged in");
+        let slow = tokio::spawn({
+            let (app, old) = (app.clone(), old.clone());
+            async move { send(&app, "POST", "/slow-write", Some(&cookie(&old))).await }
+        });
+        gates.0.wait().await;
+        // While the slow write holds its copy, another request rotates the ID.
+        let cycled = client.send("POST", "/cycle").await;
+        assert_eq!(cycled.status, StatusCode::OK, "{}", backend.name);
+        gates.1.wait().await;
+        let late = slow.await.unwrap();
+        assert_eq!(late.status, StatusCode::OK, "{}", backend.name);
+        assert!(
+            late.session_cookie().is_none(),
+            "{}: a write that lost to a rotation set a cookie: {:?}",
+            backend.name,
+            late.session_cookie()
+        );
+        // A read with the old cookie right after the rotation: anonymous, and no removal.
+        let read = send(&app, "GET", "/user", Some(&cookie(&old))).await;
+        assert_eq!(read.status, StatusCode::UNAUTHORIZED, "{}", backend.name);
+        assert!(
+            read.session_cookie().is_none(),
+            "{}: {read:?}",
+            backend.name
+        );
+        // The browser, holding the new cookie whatever order the responses came in, is
+        // still logged in.
+        assert_eq!(
+            client.send("GET", "/user").await.status,
+            StatusCode::OK,
+            "{}",
+            backend.name
+        );
+        backend.clean_up().await;
+    }
+}

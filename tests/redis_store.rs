@@ -6,15 +6,15 @@
 #![cfg(all(feature = "redis", feature = "test-util"))]
 
 mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis_server::{ServerGuard, find_on_path, free_port, start_private_server};
 use sessionware::store::conformance::{fresh_key, fresh_user, now_millis, run_all, sample_record};
 use sessionware::{
     CreateOutcome, LoadOutcome, RedisStore, RotateOutcome, SessionError, SessionHandle,
@@ -543,23 +543,6 @@ async fn s37_one_create_prunes_at_most_32_of_10_000_stale_entries() {
     remove_keys_under(&mut conn, &prefix).await;
 }
 
-/// A private `redis-server` on a free port, or `None` (after saying why) when there is no
-/// `redis-server` on `PATH` outside CI.
-async fn start_private_server() -> Option<ServerGuard> {
-    let Some(binary) = find_on_path("redis-server") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "redis-server must be on PATH under CI"
-        );
-        eprintln!("skipping: redis-server is not on PATH");
-        return None;
-    };
-    let mut server = ServerGuard::new(binary, free_port());
-    server.start().await;
-    Some(server)
-}
-
 /// How many scripts the server has run (`EVALSHA` and `EVAL` calls) since `CONFIG RESETSTAT`.
 async fn script_calls(conn: &mut MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -786,123 +769,6 @@ async fn debug_output_never_shows_the_url() {
     assert!(matches!(refused, Err(SessionError::Store(_))));
 }
 
-/// A private `redis-server` that keeps nothing on disk, killed when dropped (resumed first
-/// if it was paused).
-struct ServerGuard {
-    binary: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    paused: bool,
-}
-
-impl ServerGuard {
-    fn new(binary: PathBuf, port: u16) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sessionware-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir for redis-server");
-        Self {
-            binary,
-            port,
-            dir,
-            child: None,
-            paused: false,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn start(&mut self) {
-        assert!(self.child.is_none(), "server already running");
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = redis::Client::open(self.url())
-                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends `signal` (`-STOP`, `-CONT`) to the running server.
-    fn signal(&self, signal: &str) {
-        let child = self.child.as_ref().expect("server running");
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    /// Freezes the server with SIGSTOP: it keeps its sockets open but answers nothing.
-    fn pause(&mut self) {
-        self.signal("-STOP");
-        self.paused = true;
-    }
-
-    fn resume(&mut self) {
-        self.signal("-CONT");
-        self.paused = false;
-    }
-
-    fn stop(&mut self) {
-        if self.paused {
-            self.resume();
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    path.metadata()
-        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("free port")
-}
-
 #[track_caller]
 fn assert_store_failure<T: std::fmt::Debug>(operation: &str, result: Result<T, SessionError>) {
     match result {
@@ -1022,10 +888,15 @@ async fn s33_server_loss_fails_closed_and_the_same_store_recovers() {
         store.revoke_user(&user, None).await.expect("revoke_user"),
         1
     );
+    // What is left is the rotation's marker under the old key, which expires by itself.
     assert_eq!(
         keys_under(&mut conn, &prefix).await,
-        Vec::<String>::new(),
-        "revoking the last session leaves no keys"
+        vec![format!("{prefix}s:{}", key.to_hex())],
+        "revoking the last session leaves only the rotation's marker"
+    );
+    assert_eq!(
+        store.load(&key, now).await.expect("load"),
+        LoadOutcome::Moved
     );
 }
 

@@ -21,7 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::id::{SessionHandle, SessionId, StoreKey};
 use crate::store::{
-    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionStore, TouchOutcome,
+    CreateOutcome, LoadOutcome, ROTATION_MARKER_LIFETIME, Record, RotateOutcome, SaveOutcome,
+    SessionStore, TouchOutcome,
 };
 
 /// Runs every check of the suite against `store`.
@@ -39,6 +40,7 @@ pub async fn run_all<S: SessionStore + Clone>(store: &S) {
     delete_removes(store).await;
     rotate_moves_in_one_step(store).await;
     rotate_refuses_conflicts_and_collisions(store).await;
+    rotation_leaves_a_short_lived_marker(store).await;
     expired_records_are_never_returned(store).await;
     delete_expired_purges_only_expired(store).await;
     user_index_lists_and_revokes(store).await;
@@ -86,7 +88,7 @@ pub fn sample_record(user: Option<&str>, data: &str) -> Record {
 async fn found<S: SessionStore>(store: &S, key: &StoreKey, now: SystemTime) -> Option<Record> {
     match store.load(key, now).await.expect("load failed") {
         LoadOutcome::Found(record) => Some(record),
-        LoadOutcome::Expired | LoadOutcome::Missing => None,
+        LoadOutcome::Expired | LoadOutcome::Missing | LoadOutcome::Moved => None,
     }
 }
 
@@ -281,6 +283,79 @@ pub async fn touch_refuses_a_stale_version<S: SessionStore>(store: &S) {
     assert_eq!(stored, fixed, "a stale touch changed the record");
 }
 
+/// `rotate` leaves a marker under the old key for [`ROTATION_MARKER_LIFETIME`]: loads, saves
+/// and rotations of it answer `Moved`, a touch `Conflict`, a create `Collision`; it belongs
+/// to nobody's index and expires like a record.
+pub async fn rotation_leaves_a_short_lived_marker<S: SessionStore>(store: &S) {
+    let (old, new) = (fresh_key(), fresh_key());
+    let user = fresh_user();
+    let now = now_millis();
+    let record = sample_record(Some(&user), r#"{"a":1}"#);
+    store.create(&old, &record).await.expect("create failed");
+    let mut moved = record.clone();
+    moved.version = 2;
+    assert_eq!(
+        store
+            .rotate(&old, &new, &moved, 1, now)
+            .await
+            .expect("rotate failed"),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        store.load(&old, now).await.expect("load failed"),
+        LoadOutcome::Moved,
+        "the old key must hold a rotation marker"
+    );
+    let mut next = moved.clone();
+    next.version = 3;
+    assert_eq!(
+        store.save(&old, &next, 1, now).await.expect("save failed"),
+        SaveOutcome::Moved
+    );
+    assert_eq!(
+        store
+            .rotate(&old, &fresh_key(), &next, 1, now)
+            .await
+            .expect("rotate failed"),
+        RotateOutcome::Moved
+    );
+    assert_eq!(
+        store
+            .touch(&old, 1, now, now + Duration::from_secs(60), now)
+            .await
+            .expect("touch failed"),
+        TouchOutcome::Conflict
+    );
+    assert_eq!(
+        store.create(&old, &record).await.expect("create failed"),
+        CreateOutcome::Collision
+    );
+    let listed = store
+        .sessions_of(&user, now)
+        .await
+        .expect("sessions_of failed");
+    assert_eq!(
+        listed.iter().map(|info| info.handle).collect::<Vec<_>>(),
+        vec![SessionHandle::from_store_key(new)],
+        "the marker must not be listed"
+    );
+    assert_eq!(found(store, &new, now).await, Some(moved), "the new record");
+
+    let after = now + ROTATION_MARKER_LIFETIME;
+    assert!(
+        matches!(
+            store.load(&old, after).await.expect("load failed"),
+            LoadOutcome::Missing | LoadOutcome::Expired
+        ),
+        "the marker must expire after ROTATION_MARKER_LIFETIME"
+    );
+    store
+        .revoke_user(&user, None)
+        .await
+        .expect("revoke_user failed");
+    store.delete(&old).await.expect("delete failed");
+}
+
 /// `delete` removes the record and reports whether there was one.
 pub async fn delete_removes<S: SessionStore>(store: &S) {
     let key = fresh_key();
@@ -296,7 +371,7 @@ pub async fn delete_removes<S: SessionStore>(store: &S) {
     assert!(!store.delete(&key).await.expect("delete failed"));
 }
 
-/// `rotate` leaves only the new record, with the contents given.
+/// `rotate` leaves the new record, with the contents given, and a marker under the old key.
 pub async fn rotate_moves_in_one_step<S: SessionStore>(store: &S) {
     let (old, new) = (fresh_key(), fresh_key());
     let now = now_millis();
@@ -313,8 +388,8 @@ pub async fn rotate_moves_in_one_step<S: SessionStore>(store: &S) {
     );
     assert_eq!(
         store.load(&old, now).await.expect("load failed"),
-        LoadOutcome::Missing,
-        "the old key must be gone after a rotation"
+        LoadOutcome::Moved,
+        "the old key must hold only a rotation marker after a rotation"
     );
     assert_eq!(found(store, &new, now).await, Some(moved));
 }
@@ -632,7 +707,7 @@ pub async fn immediate_methods_agree<S: SessionStore>(store: &S) {
     );
     assert_eq!(
         store.load(&key, now).await.expect("load failed"),
-        LoadOutcome::Missing
+        LoadOutcome::Moved
     );
     assert!(immediate.delete_now(&moved_to).expect("delete_now failed"));
     assert!(!immediate.delete_now(&moved_to).expect("delete_now failed"));

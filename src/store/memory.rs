@@ -90,7 +90,10 @@ const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(1);
 ///
 /// Authenticated sessions are never evicted. A store full of them refuses new sessions with
 /// [`SessionError::CapacityExceeded`] (and does not scan again for a second). Existing
-/// sessions keep working: saving, touching and rotating a session never count as growth.
+/// sessions keep working: saving, touching and rotating a session are never refused for lack
+/// of room (a rotation's marker holds the old key's slot for
+/// [`ROTATION_MARKER_LIFETIME`](crate::store::ROTATION_MARKER_LIFETIME), counted in
+/// [`len`](MemoryStore::len), and can be evicted like an anonymous session).
 ///
 /// # Security
 ///
@@ -411,6 +414,19 @@ impl SessionStore for MemoryStore {
     }
 }
 
+/// Why a rotation of `stored` from `expected_version` at `now` is refused, if it is.
+fn refusal(stored: &View<'_>, expected_version: u64, now: SystemTime) -> Option<RotateOutcome> {
+    if stored.is_expired(now) {
+        Some(RotateOutcome::Missing)
+    } else if stored.is_marker() {
+        Some(RotateOutcome::Moved)
+    } else if stored.version != expected_version {
+        Some(RotateOutcome::Conflict)
+    } else {
+        None
+    }
+}
+
 /// The shared state of a store and its clones.
 ///
 /// Locking discipline, which keeps the two maps free of deadlocks:
@@ -455,6 +471,9 @@ impl Inner {
                 return Ok(LoadOutcome::Missing);
             };
             let view = View::decode(entry.value())?;
+            if view.is_marker() && !view.is_expired(now) {
+                return Ok(LoadOutcome::Moved);
+            }
             if !view.is_expired(now) {
                 return Ok(LoadOutcome::Found(view.to_record()));
             }
@@ -612,6 +631,9 @@ impl Inner {
         if stored.is_expired(now) {
             return Ok(SaveOutcome::Missing);
         }
+        if stored.is_marker() {
+            return Ok(SaveOutcome::Moved);
+        }
         if stored.version != expected_version {
             return Ok(SaveOutcome::Conflict);
         }
@@ -709,20 +731,9 @@ impl Inner {
                 vacant.insert(encoded);
             }
         }
-        let mut refusal = RotateOutcome::Missing;
-        let removed = self.remove_if(old, |stored| {
-            if stored.is_expired(now) {
-                false
-            } else if stored.version != expected_version {
-                refusal = RotateOutcome::Conflict;
-                false
-            } else {
-                true
-            }
-        });
-        match removed {
-            Ok(Some(_)) => Ok(RotateOutcome::Rotated),
-            Ok(None) => {
+        match self.leave_marker(old, expected_version, now) {
+            Ok(None) => Ok(RotateOutcome::Rotated),
+            Ok(Some(refusal)) => {
                 self.remove_if(new, |_| true)?;
                 Ok(refusal)
             }
@@ -731,6 +742,29 @@ impl Inner {
                 Err(error)
             }
         }
+    }
+
+    /// Replaces the record under `old` with a rotation marker if it is live at `now` with
+    /// `expected_version`, keeping the index in step; otherwise says why not.
+    fn leave_marker(
+        &self,
+        old: &StoreKey,
+        expected_version: u64,
+        now: SystemTime,
+    ) -> Result<Option<RotateOutcome>, SessionError> {
+        let Entry::Occupied(mut entry) = self.sessions.entry(*old) else {
+            return Ok(Some(RotateOutcome::Missing));
+        };
+        let stored = View::decode(entry.get())?;
+        if let Some(refusal) = refusal(&stored, expected_version, now) {
+            return Ok(Some(refusal));
+        }
+        if let Some(user) = stored.user {
+            self.index_remove(user, old);
+        }
+        // The marker takes the old entry's slot: it does not grow the store.
+        *entry.get_mut() = View::marker(now).encode();
+        Ok(None)
     }
 
     /// Why `old` cannot be rotated, if it cannot: checked before writing anything, so that a
@@ -745,13 +779,7 @@ impl Inner {
             return Ok(Some(RotateOutcome::Missing));
         };
         let stored = View::decode(entry.value())?;
-        Ok(if stored.is_expired(now) {
-            Some(RotateOutcome::Missing)
-        } else if stored.version != expected_version {
-            Some(RotateOutcome::Conflict)
-        } else {
-            None
-        })
+        Ok(refusal(&stored, expected_version, now))
     }
 
     fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
@@ -937,7 +965,7 @@ mod codec {
 
     use crate::error::SessionError;
     use crate::expiry::Expiry;
-    use crate::store::Record;
+    use crate::store::{ROTATION_MARKER_LIFETIME, ROTATION_MARKER_VERSION, Record};
 
     const WHOLE_MILLIS: u8 = 0b0000_0001;
     const HAS_USER: u8 = 0b0000_0010;
@@ -1007,6 +1035,23 @@ mod codec {
 
         pub(super) fn is_expired(&self, now: SystemTime) -> bool {
             self.expires_at <= now
+        }
+
+        /// The marker a rotation leaves under the old key (see `SessionStore::rotate`).
+        pub(super) fn marker(now: SystemTime) -> Self {
+            Self {
+                version: ROTATION_MARKER_VERSION,
+                user: None,
+                created_at: now,
+                last_active: now,
+                expires_at: now + ROTATION_MARKER_LIFETIME,
+                expiry: None,
+                data: b"",
+            }
+        }
+
+        pub(super) fn is_marker(&self) -> bool {
+            self.version == ROTATION_MARKER_VERSION
         }
 
         pub(super) fn encode(&self) -> Box<[u8]> {

@@ -48,6 +48,18 @@ pub(crate) async fn within<T>(
     }
 }
 
+/// How long a rotation's marker stays under the old key (see [`SessionStore::rotate`]).
+///
+/// Long enough for the requests that were in flight with the old cookie when the ID changed
+/// (a double-submitted login form, a page's parallel requests) to learn that the session
+/// moved rather than ended; short enough that the marker, which holds no data and
+/// authenticates nothing, costs little.
+pub const ROTATION_MARKER_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The `version` a rotation marker is stored with. Records start at version 1, so a store
+/// can keep a marker as a record with version 0, no user and no data.
+pub const ROTATION_MARKER_VERSION: u64 = 0;
+
 /// A stored session.
 ///
 /// Stores keep it as they please but must return exactly what was written. The layer
@@ -113,6 +125,10 @@ pub enum LoadOutcome {
     /// A record exists but its deadline has passed. Stores that have already dropped it
     /// (a TTL fired) return [`Missing`](Self::Missing) instead.
     Expired,
+    /// The session moved to a new ID moments ago: a rotation left its marker here. The
+    /// request gets no session under this key, but its cookie is not removed (the response
+    /// that rotated it sets the new one).
+    Moved,
     /// No record under this key.
     Missing,
 }
@@ -135,6 +151,9 @@ pub enum SaveOutcome {
     Conflict,
     /// No live record under this key (deleted or expired); nothing was written.
     Missing,
+    /// The session moved to a new ID (a rotation marker is under this key); nothing was
+    /// written.
+    Moved,
 }
 
 /// What [`SessionStore::touch`] did.
@@ -159,6 +178,9 @@ pub enum RotateOutcome {
     Conflict,
     /// No live record under the old key; nothing was written.
     Missing,
+    /// The old key holds a rotation marker: the session already moved to another ID;
+    /// nothing was written.
+    Moved,
     /// A record already exists under the new key; nothing was written.
     Collision,
 }
@@ -211,7 +233,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Sets `last_active` and `expires_at` of the live record under `key`, leaving data and
     /// version untouched, only if the stored version equals `expected_version` (the version
     /// the caller loaded): a touch computed from a stale read must never move a deadline that
-    /// a later save set. A missing record is not recreated.
+    /// a later save set. A missing record is not recreated; a rotation marker is a
+    /// [`Conflict`](TouchOutcome::Conflict).
     fn touch(
         &self,
         key: &StoreKey,
@@ -221,12 +244,20 @@ pub trait SessionStore: Send + Sync + 'static {
         now: SystemTime,
     ) -> impl Future<Output = Result<TouchOutcome, SessionError>> + Send;
 
-    /// Deletes the record under `key`. Returns whether one existed.
+    /// Deletes the record (or rotation marker) under `key`. Returns whether one existed.
     fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<bool, SessionError>> + Send;
 
     /// In one step: checks that the live record under `old` has `expected_version` and that
-    /// nothing is filed under `new`, then deletes `old` and inserts `record` under `new`.
-    /// Used when a session changes ID (`cycle_id`, `login`).
+    /// nothing is filed under `new`, then inserts `record` under `new` and replaces the
+    /// record under `old` with a rotation marker: a record with version
+    /// [`ROTATION_MARKER_VERSION`], no user, empty data, created and last active at `now`,
+    /// expiring at `now +` [`ROTATION_MARKER_LIFETIME`], and in no user's index. Used when a
+    /// session changes ID (`cycle_id`, `login`).
+    ///
+    /// Until it expires, the marker makes `load` of `old` answer
+    /// [`Moved`](LoadOutcome::Moved), and `save` and `rotate` of it answer `Moved` too, so
+    /// that the requests still in flight with the old cookie do not remove the new one from
+    /// the browser, and a double-submitted login still ends logged in.
     fn rotate(
         &self,
         old: &StoreKey,

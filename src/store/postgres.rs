@@ -17,8 +17,9 @@ use crate::error::{ConfigError, SessionError};
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
-    CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, Record, RotateOutcome, SaveOutcome,
-    SessionInfo, SessionStore, TouchOutcome, within,
+    CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, ROTATION_MARKER_LIFETIME,
+    ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+    TouchOutcome, within,
 };
 
 /// The schema used unless the builder says otherwise.
@@ -230,10 +231,17 @@ impl Statements {
             // The row changes key in place: a concurrent `revoke_user` that waits for the
             // row lock re-checks its condition on the moved row and deletes it, where a
             // DELETE plus INSERT would leave it a row its snapshot never saw.
+            // In the same statement, a rotation marker takes the old key.
             rotate: sql(format!(
-                "UPDATE {t} SET key = $1, version = $2, user_id = $3, created_at = $4, \
+                "WITH moved AS (\
+                 UPDATE {t} SET key = $1, version = $2, user_id = $3, created_at = $4, \
                  last_active = $5, expires_at = $6, expiry = $7::jsonb, data = $8 \
-                 WHERE key = $9 AND version = $10 AND expires_at > $11"
+                 WHERE key = $9 AND version = $10 AND expires_at > $11 \
+                 AND version <> {ROTATION_MARKER_VERSION} RETURNING 1) \
+                 INSERT INTO {t} \
+                 (key, version, user_id, created_at, last_active, expires_at, expiry, data) \
+                 SELECT $9, {ROTATION_MARKER_VERSION}, NULL, $11, $11, $12, NULL, ''::bytea \
+                 FROM moved"
             )),
             delete_expired_batch: sql(format!(
                 "DELETE FROM {t} WHERE key IN (\
@@ -727,14 +735,19 @@ fn decode_info(row: &PgRow) -> Result<SessionInfo, SessionError> {
 /// otherwise): at the moment of the write there was no live record.
 fn classify_miss(current: Option<i64>, expected: i64) -> MissReason {
     match current {
+        Some(MARKER_VERSION) => MissReason::Moved,
         Some(version) if version != expected => MissReason::Conflict,
         _ => MissReason::Missing,
     }
 }
 
+/// [`ROTATION_MARKER_VERSION`] as stored.
+const MARKER_VERSION: i64 = ROTATION_MARKER_VERSION as i64;
+
 enum MissReason {
     Conflict,
     Missing,
+    Moved,
 }
 
 impl SessionStore for PostgresStore {
@@ -751,6 +764,9 @@ impl SessionStore for PostgresStore {
             };
             if column::<i64>(&row, "expires_at")? <= now {
                 return Ok(LoadOutcome::Expired);
+            }
+            if column::<i64>(&row, "version")? == MARKER_VERSION {
+                return Ok(LoadOutcome::Moved);
             }
             decode_record(&row).map(LoadOutcome::Found)
         })
@@ -801,6 +817,7 @@ impl SessionStore for PostgresStore {
             Ok(match classify_miss(current, expected) {
                 MissReason::Conflict => SaveOutcome::Conflict,
                 MissReason::Missing => SaveOutcome::Missing,
+                MissReason::Moved => SaveOutcome::Moved,
             })
         })
         .await
@@ -832,7 +849,8 @@ impl SessionStore for PostgresStore {
             }
             let current = self.live_version(&self.pool, key, now).await?;
             Ok(match classify_miss(current, expected) {
-                MissReason::Conflict => TouchOutcome::Conflict,
+                // A rotation marker: the session changed since the caller loaded it.
+                MissReason::Conflict | MissReason::Moved => TouchOutcome::Conflict,
                 MissReason::Missing => TouchOutcome::Missing,
             })
         })
@@ -878,6 +896,10 @@ impl SessionStore for PostgresStore {
             push(&mut args, old.as_bytes().as_slice())?;
             push(&mut args, expected)?;
             push(&mut args, now_millis)?;
+            push(
+                &mut args,
+                to_millis(now + ROTATION_MARKER_LIFETIME, "marker deadline")?,
+            )?;
             let moved = match sqlx::query_with(sql(&self.shared.sql.rotate), args)
                 .execute(&self.pool)
                 .await
@@ -900,6 +922,7 @@ impl SessionStore for PostgresStore {
             Ok(match classify_miss(current, expected) {
                 MissReason::Conflict => RotateOutcome::Conflict,
                 MissReason::Missing => RotateOutcome::Missing,
+                MissReason::Moved => RotateOutcome::Moved,
             })
         })
         .await

@@ -19,9 +19,13 @@ use crate::error::{ConfigError, SessionError};
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
-    CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, Record, RotateOutcome, SaveOutcome,
-    SessionInfo, SessionStore, TouchOutcome, within,
+    CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, ROTATION_MARKER_LIFETIME, Record,
+    RotateOutcome, SaveOutcome, SessionInfo, SessionStore, TouchOutcome, within,
 };
+
+/// [`ROTATION_MARKER_VERSION`](crate::store::ROTATION_MARKER_VERSION) as the `version`
+/// field holds it (a unit test checks that the two agree).
+const MARKER_VERSION: &str = "0";
 
 const DEFAULT_KEY_PREFIX: &str = "sessionware:";
 const DEFAULT_EXPIRY_GRACE: Duration = Duration::from_secs(60);
@@ -99,10 +103,12 @@ return 1
 ";
 
 /// KEYS: session, [index]. ARGV: member, expires, grace, expected version, now, pairs...
-/// Returns 1 when saved, 0 when missing or expired, 2 on a version conflict.
+/// Returns 1 when saved, 0 when missing or expired, 2 on a version conflict, 3 on a rotation
+/// marker.
 const LUA_SAVE: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'version', 'expires', 'ix')
 if not cur[1] or tonumber(cur[2]) <= tonumber(ARGV[5]) then return 0 end
+if cur[1] == MARKER_VERSION then return 3 end
 if cur[1] ~= ARGV[4] then return 2 end
 local expires, grace, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
 write_record(KEYS[1], expires, grace, 6)
@@ -134,14 +140,20 @@ return deleted
 
 /// KEYS: old session, new session, [new index]. ARGV: old member, new member, expires, grace,
 /// expected version, now, pairs... Returns 1 when rotated, 0 when the old record is missing
-/// or expired, 2 on a version conflict, 3 when the new key is taken.
+/// or expired, 2 on a version conflict, 3 when the new key is taken, 4 when the old key holds
+/// a rotation marker.
 const LUA_ROTATE: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'version', 'expires', 'ix')
 if not cur[1] or tonumber(cur[2]) <= tonumber(ARGV[6]) then return 0 end
+if cur[1] == MARKER_VERSION then return 4 end
 if cur[1] ~= ARGV[5] then return 2 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 3 end
 local expires, grace, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
+-- The old key keeps only a rotation marker, which Redis drops when it expires.
+local marker = int(now + MARKER_LIFETIME_MS)
 redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', MARKER_VERSION, 'expires', marker)
+redis.call('PEXPIREAT', KEYS[1], marker)
 if cur[3] then index_remove(cur[3], ARGV[1], grace) end
 write_record(KEYS[2], expires, grace, 7)
 if KEYS[3] then index_add(KEYS[3], ARGV[2], expires, now, grace) end
@@ -248,7 +260,10 @@ struct Scripts {
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
     let script = |body: &str| {
         Script::new(&format!(
-            "local INDEX_PRUNE_BATCH = {INDEX_PRUNE_BATCH}\n{LUA_PRELUDE}{body}"
+            "local INDEX_PRUNE_BATCH = {INDEX_PRUNE_BATCH}\n\
+             local MARKER_VERSION = '{MARKER_VERSION}'\n\
+             local MARKER_LIFETIME_MS = {}\n{LUA_PRELUDE}{body}",
+            ROTATION_MARKER_LIFETIME.as_millis()
         ))
     };
     Scripts {
@@ -867,6 +882,19 @@ impl SessionStore for RedisStore {
             if fields.is_empty() {
                 return Ok(LoadOutcome::Missing);
             }
+            if fields.get("version").map(Vec::as_slice) == Some(MARKER_VERSION.as_bytes()) {
+                // A rotation marker: only its deadline is kept.
+                let expires = fields
+                    .get("expires")
+                    .and_then(|text| std::str::from_utf8(text).ok()?.parse().ok())
+                    .and_then(from_millis)
+                    .ok_or_else(|| SessionError::store(RedisStoreError::UnexpectedReply("load")))?;
+                return Ok(if expires <= now {
+                    LoadOutcome::Expired
+                } else {
+                    LoadOutcome::Moved
+                });
+            }
             let record = decode_record(fields)?;
             Ok(if record.is_expired(now) {
                 LoadOutcome::Expired
@@ -939,6 +967,7 @@ impl SessionStore for RedisStore {
                 1 => Ok(SaveOutcome::Saved),
                 0 => Ok(SaveOutcome::Missing),
                 2 => Ok(SaveOutcome::Conflict),
+                3 => Ok(SaveOutcome::Moved),
                 _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
                     "save",
                 ))),
@@ -1018,6 +1047,7 @@ impl SessionStore for RedisStore {
                 0 => Ok(RotateOutcome::Missing),
                 2 => Ok(RotateOutcome::Conflict),
                 3 => Ok(RotateOutcome::Collision),
+                4 => Ok(RotateOutcome::Moved),
                 _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
                     "rotate",
                 ))),
@@ -1171,6 +1201,14 @@ impl SessionStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_marker_version_is_the_stores_own() {
+        assert_eq!(
+            MARKER_VERSION,
+            crate::store::ROTATION_MARKER_VERSION.to_string()
+        );
+    }
 
     fn layout(prefix: &str) -> KeyLayout {
         KeyLayout::new(prefix.to_owned(), DEFAULT_EXPIRY_GRACE)
