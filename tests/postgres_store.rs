@@ -5,11 +5,12 @@
 //! print why and pass; with it set and the server unreachable they fail.
 #![cfg(feature = "postgres")]
 
+#[path = "common/proxy.rs"]
+mod proxy;
+
 use std::collections::HashSet;
 use std::error::Error as _;
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sessionware::store::conformance::{fresh_key, fresh_user, now_millis, run_all, sample_record};
@@ -462,115 +463,15 @@ async fn an_unreachable_server_fails_with_a_store_error() {
     }
 }
 
-/// A TCP proxy of the test's own in front of the shared server, so that a test can pause or
-/// cut its connections without touching the server other tests use.
-struct Proxy {
-    port: u16,
-    paused: Arc<AtomicBool>,
-    cut: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("local addr").port();
-        let paused = Arc::new(AtomicBool::new(false));
-        let cut = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn({
-            let (paused, cut) = (paused.clone(), cut.clone());
-            async move {
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        return;
-                    };
-                    if cut.load(Ordering::SeqCst) {
-                        continue; // dropped: connection refused, as by a dead server
-                    }
-                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
-                        continue;
-                    };
-                    let (paused, cut) = (paused.clone(), cut.clone());
-                    tokio::spawn(async move {
-                        let (client_read, client_write) = client.into_split();
-                        let (server_read, server_write) = server.into_split();
-                        tokio::select! {
-                            () = pipe(client_read, server_write, &paused, &cut) => {}
-                            () = pipe(server_read, client_write, &paused, &cut) => {}
-                        }
-                    });
-                }
-            }
-        });
-        Self {
-            port,
-            paused,
-            cut,
-            task,
-        }
-    }
-
-    fn url(&self, database_url: &str) -> String {
-        let options: PgConnectOptions = database_url.parse().expect("DATABASE_URL");
-        format!(
-            "postgres://{}@127.0.0.1:{}/{}",
-            options.get_username(),
-            self.port,
-            options.get_database().unwrap_or("postgres")
-        )
-    }
-
-    /// Stops forwarding bytes, as a server stopped with SIGSTOP would.
-    fn pause(&self, paused: bool) {
-        self.paused.store(paused, Ordering::SeqCst);
-    }
-
-    /// Closes every connection and refuses new ones, as a dead server would; `false`
-    /// brings it back.
-    fn cut(&self, cut: bool) {
-        self.cut.store(cut, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    paused: &AtomicBool,
-    cut: &AtomicBool,
-) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let read = tokio::select! {
-            read = from.read(&mut buf) => read,
-            () = tokio::time::sleep(Duration::from_millis(20)) => {
-                if cut.load(Ordering::SeqCst) {
-                    return;
-                }
-                continue;
-            }
-        };
-        let Ok(n @ 1..) = read else {
-            return;
-        };
-        while paused.load(Ordering::SeqCst) {
-            if cut.load(Ordering::SeqCst) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if cut.load(Ordering::SeqCst) || to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
+/// `database_url` with its host and port replaced by the proxy's.
+fn through(proxy: &proxy::Proxy, database_url: &str) -> String {
+    let options: PgConnectOptions = database_url.parse().expect("DATABASE_URL");
+    format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        options.get_username(),
+        proxy.port,
+        options.get_database().unwrap_or("postgres")
+    )
 }
 
 /// Every operation the layer uses, with how long each took.
@@ -612,12 +513,12 @@ async fn s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recov
         .expect("resolve")
         .next()
         .expect("an address");
-    let proxy = Proxy::start(upstream).await;
+    let proxy = proxy::Proxy::start(upstream).await;
     let timeout = Duration::from_millis(300);
     let bound = Duration::from_secs(3);
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .connect(&proxy.url(&url))
+        .connect(&through(&proxy, &url))
         .await
         .expect("connect through the proxy");
     let store = PostgresStore::builder(pool)

@@ -1,0 +1,117 @@
+#![allow(dead_code, unreachable_pub)]
+//! A TCP proxy of the test's own in front of a server, so that a test can pause or cut its
+//! connections without touching a server other tests use.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to the traffic, shared with its connections.
+#[derive(Default)]
+struct Faults {
+    /// Stops forwarding bytes, as a server stopped with SIGSTOP would.
+    paused: AtomicBool,
+    /// Closes every connection and refuses new ones, as a dead server would.
+    cut: AtomicBool,
+    /// Forwards the next bytes a client sends, then closes that connection before the
+    /// server's reply comes back: a connection lost in the middle of an operation.
+    cut_after_next_request: AtomicBool,
+}
+
+/// The proxy; stopped when dropped.
+pub struct Proxy {
+    pub port: u16,
+    faults: Arc<Faults>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let faults = Arc::new(Faults::default());
+        let task = tokio::spawn({
+            let faults = faults.clone();
+            async move {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else {
+                        return;
+                    };
+                    if faults.cut.load(Ordering::SeqCst) {
+                        continue; // dropped: refused, as by a dead server
+                    }
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        continue;
+                    };
+                    let faults = faults.clone();
+                    tokio::spawn(async move {
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::select! {
+                            () = pipe(client_read, server_write, &faults, true) => {}
+                            () = pipe(server_read, client_write, &faults, false) => {}
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, faults, task }
+    }
+
+    pub fn pause(&self, paused: bool) {
+        self.faults.paused.store(paused, Ordering::SeqCst);
+    }
+
+    pub fn cut(&self, cut: bool) {
+        self.faults.cut.store(cut, Ordering::SeqCst);
+    }
+
+    pub fn cut_after_next_request(&self) {
+        self.faults
+            .cut_after_next_request
+            .store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, faults: &Faults, upstream: bool) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = from.read(&mut buf) => read,
+            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                if faults.cut.load(Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Ok(n @ 1..) = read else {
+            return;
+        };
+        while faults.paused.load(Ordering::SeqCst) {
+            if faults.cut.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if faults.cut.load(Ordering::SeqCst) || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        if upstream && faults.cut_after_next_request.swap(false, Ordering::SeqCst) {
+            // Give the server the request, then lose the connection before its reply.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+    }
+}
