@@ -14,6 +14,7 @@
 //! | `SESSIONWARE_ADDR` | address to listen on | `127.0.0.1:3000` |
 //! | `SESSION_KEY` | signing key: base64 of at least 32 random bytes | a new key per run |
 //! | `SESSION_IDLE_SECS` | idle timeout, in seconds | `300` |
+//! | `SESSION_ANONYMOUS_SECS` | lifetime of a session nobody logged in to, in seconds | `60` |
 //! | `SESSION_STORE` | `memory`, `redis` or `postgres` | `memory` |
 //! | `REDIS_URL` | Redis server, for `SESSION_STORE=redis` (feature `redis`) | |
 //! | `DATABASE_URL` | PostgreSQL database, for `SESSION_STORE=postgres` (feature `postgres`) | |
@@ -83,11 +84,18 @@ async fn run() -> Result<(), AnyError> {
     let idle_secs: u64 = env_or("SESSION_IDLE_SECS", "300")
         .parse()
         .map_err(|err| format!("SESSION_IDLE_SECS is not a number of seconds ({err})"))?;
+    let anonymous_secs: u64 = env_or("SESSION_ANONYMOUS_SECS", "60")
+        .parse()
+        .map_err(|err| format!("SESSION_ANONYMOUS_SECS is not a number of seconds ({err})"))?;
     let key = signing_key()?;
     // Kept alive until the server stops: dropping it stops the memory store's sweeps.
     let (store, _sweeper) = store_from_env().await?;
 
-    let mut sessions = SessionLayer::new(store, key).idle_timeout(Duration::from_secs(idle_secs));
+    // Anonymous sessions (a counter before login) end soon: whoever floods the server with
+    // them makes it hold at most a minute's worth.
+    let mut sessions = SessionLayer::new(store, key)
+        .idle_timeout(Duration::from_secs(idle_secs))
+        .anonymous_timeout(Duration::from_secs(anonymous_secs));
     if env_or("SESSIONWARE_INSECURE_COOKIE", "0") == "1" {
         // Only for browsers that drop `Secure` cookies from plain http://localhost (Safari):
         // the cookie goes without `Secure` (and without the `__Host-` prefix, which requires

@@ -26,6 +26,7 @@ const EXAMPLE_VARS: &[&str] = &[
     "SESSIONWARE_ADDR",
     "SESSION_KEY",
     "SESSION_IDLE_SECS",
+    "SESSION_ANONYMOUS_SECS",
     "SESSION_STORE",
     "SESSIONWARE_INSECURE_COOKIE",
     "RUST_LOG",
@@ -470,6 +471,18 @@ impl Server {
         self.process.stderr()
     }
 
+    /// The example's resident memory, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.child.id()))
+            .expect("the example's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmRSS")
+    }
+
     /// Whether the example's stderr shows `text`, waiting a little for it: stdout and stderr
     /// are read by different threads, so a line written before the address may arrive later.
     fn stderr_shows(&self, text: &str) -> bool {
@@ -496,13 +509,27 @@ impl Server {
         cookie: Option<&str>,
         form: Option<&str>,
     ) -> io::Result<Reply> {
-        let mut stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT)?;
+        Endpoint(self.addr).try_request(method, path, cookie, form)
+    }
+}
+
+/// Where an example listens: what client threads share.
+#[derive(Debug, Clone, Copy)]
+struct Endpoint(SocketAddr);
+
+impl Endpoint {
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> io::Result<Reply> {
+        let addr = self.0;
+        let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         if let Some(cookie) = cookie {
             head.push_str(&format!("Cookie: {cookie}\r\n"));
         }
@@ -611,4 +638,221 @@ fn dechunk(mut rest: &str) -> Option<String> {
         body.push_str(after.get(..size)?);
         rest = after.get(size..)?.strip_prefix("\r\n")?;
     }
+}
+
+/// How long the soak drives the examples: `SOAK_SECS`, default 60 (what CI runs); run it
+/// for 600 locally: `SOAK_SECS=600 cargo test --all-features --test examples soak -- --nocapture`.
+fn soak_duration() -> Duration {
+    let secs = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs)
+}
+
+/// Client threads per store in the soak, besides the bursts' own.
+const SOAK_WORKERS: usize = 3;
+
+/// What one soak worker saw.
+#[derive(Default)]
+struct SoakTally {
+    requests: u64,
+    server_errors: Vec<String>,
+    latencies: Vec<Duration>,
+}
+
+impl SoakTally {
+    fn record(&mut self, what: &str, started: Instant, reply: &io::Result<Reply>) {
+        self.requests += 1;
+        self.latencies.push(started.elapsed());
+        match reply {
+            Ok(reply) if reply.status >= 500 => {
+                self.server_errors.push(format!("{what}: {}", reply.status));
+            }
+            Ok(_) => {}
+            Err(err) => self.server_errors.push(format!("{what}: {err}")),
+        }
+    }
+}
+
+/// Drives one example with mixed traffic until `deadline`: logins, reads, writes, home
+/// pages, logouts, forged and oversized cookies, an anonymous flood, and bursts of
+/// concurrent increments of one session (whose count must come out exact).
+fn soak_worker(server: Endpoint, worker: usize, deadline: Instant) -> SoakTally {
+    let mut tally = SoakTally::default();
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut cookie: Option<String> = None;
+    let mut logins = 0;
+    while Instant::now() < deadline {
+        let Some(current) = cookie.clone() else {
+            logins += 1;
+            let form = format!("username=soak-{worker}-{logins}");
+            let started = Instant::now();
+            let reply = server.try_request("POST", "/login", None, Some(&form));
+            tally.record("login", started, &reply);
+            cookie = reply.ok().and_then(|reply| reply.new_session_cookie());
+            continue;
+        };
+        let roll = next() % 100;
+        let (what, method, path, sent) = match roll {
+            0..=29 => ("increment", "POST", "/counter", Some(current.clone())),
+            30..=49 => ("read", "GET", "/counter", Some(current.clone())),
+            50..=59 => ("home", "GET", "/", Some(current.clone())),
+            60..=69 => {
+                let forged = format!("__Host-session={}", "A".repeat(87));
+                ("forged cookie", "GET", "/me", Some(forged))
+            }
+            70..=74 => {
+                let oversized = format!("__Host-session={}", "B".repeat(5000));
+                ("oversized cookie", "GET", "/me", Some(oversized))
+            }
+            75..=84 => ("anonymous flood", "POST", "/counter", None),
+            85..=89 => {
+                let started = Instant::now();
+                let reply = server.try_request("POST", "/logout", Some(&current), None);
+                tally.record("logout", started, &reply);
+                cookie = None;
+                continue;
+            }
+            _ => {
+                soak_burst(server, &current, &mut tally);
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let reply = server.try_request(method, path, sent.as_deref(), None);
+        tally.record(what, started, &reply);
+        if let Ok(reply) = &reply
+            && sent.as_deref() == Some(current.as_str())
+        {
+            cookie = Some(reply.session_cookie_or(current));
+        }
+    }
+    tally
+}
+
+/// Eight concurrent increments of one session: all succeed and none is lost.
+fn soak_burst(server: Endpoint, cookie: &str, tally: &mut SoakTally) {
+    const BURST: u64 = 8;
+    let before = server
+        .try_request("GET", "/counter", Some(cookie), None)
+        .ok()
+        .and_then(|reply| reply.body.parse::<u64>().ok());
+    let replies: Vec<(Instant, io::Result<Reply>)> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..BURST)
+            .map(|_| {
+                scope.spawn(|| {
+                    let started = Instant::now();
+                    (
+                        started,
+                        server.try_request("POST", "/counter", Some(cookie), None),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    for (started, reply) in &replies {
+        tally.record("burst", *started, reply);
+    }
+    let after = server
+        .try_request("GET", "/counter", Some(cookie), None)
+        .ok()
+        .and_then(|reply| reply.body.parse::<u64>().ok());
+    if let (Some(before), Some(after)) = (before, after) {
+        let succeeded = replies
+            .iter()
+            .filter(|(_, reply)| reply.as_ref().is_ok_and(|reply| reply.status == 200))
+            .count() as u64;
+        if after != before + succeeded || succeeded != BURST {
+            tally.server_errors.push(format!(
+                "burst: {succeeded} of {BURST} succeeded, count {before} -> {after}"
+            ));
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * q) as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+#[test]
+fn axum_example_soak() {
+    let Some(binary) = example_binary("axum") else {
+        return;
+    };
+    let mut stores: Vec<(&str, Vec<(&str, String)>)> = vec![("memory", Vec::new())];
+    for (store, var, enabled) in [
+        ("redis", "REDIS_URL", cfg!(feature = "redis")),
+        ("postgres", "DATABASE_URL", cfg!(feature = "postgres")),
+    ] {
+        match std::env::var(var) {
+            Ok(url) if enabled => stores.push((store, vec![(var, url)])),
+            _ => eprintln!("soak: skipping the {store} store ({var} unset or feature off)"),
+        }
+    }
+    let duration = soak_duration();
+    let report: Vec<String> =
+        thread::scope(|scope| {
+            let runs: Vec<_> =
+                stores
+                    .iter()
+                    .map(|(store, vars)| {
+                        let binary = &binary;
+                        scope.spawn(move || {
+                    let mut env = vec![("SESSION_KEY", TEST_KEY), ("SESSION_STORE", *store)];
+                    env.extend(vars.iter().map(|(name, value)| (*name, value.as_str())));
+                    env.push(("RUST_LOG", "warn"));
+                    let server = Server::start(binary, &env);
+                    let rss_start = server.rss_kib();
+                    let deadline = Instant::now() + duration;
+                    let tallies: Vec<SoakTally> = thread::scope(|workers| {
+                        let handles: Vec<_> = (0..SOAK_WORKERS)
+                            .map(|worker| {
+                                let endpoint = Endpoint(server.addr);
+                                workers.spawn(move || soak_worker(endpoint, worker, deadline))
+                            })
+                            .collect();
+                        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+                    });
+                    let rss_end = server.rss_kib();
+                    let requests: u64 = tallies.iter().map(|tally| tally.requests).sum();
+                    let errors: Vec<&String> =
+                        tallies.iter().flat_map(|tally| &tally.server_errors).collect();
+                    let mut latencies: Vec<Duration> =
+                        tallies.iter().flat_map(|tally| tally.latencies.clone()).collect();
+                    latencies.sort();
+                    let line = format!(
+                        "soak {store}: {requests} requests in {duration:?}, {} 5xx or failed, \
+                         p50 {:?}, p99 {:?}, RSS {rss_start} KiB -> {rss_end} KiB",
+                        errors.len(),
+                        percentile(&latencies, 0.5),
+                        percentile(&latencies, 0.99),
+                    );
+                    eprintln!("{line}");
+                    assert!(
+                        errors.is_empty(),
+                        "{line}; first errors: {:?}; stderr:\n{}",
+                        &errors[..errors.len().min(10)],
+                        server.stderr()
+                    );
+                    line
+                })
+                    })
+                    .collect();
+            runs.into_iter().map(|run| run.join().unwrap()).collect()
+        });
+    assert_eq!(report.len(), stores.len());
 }
