@@ -127,24 +127,12 @@ async fn run_matrix(name: &str, store: DynStore, proxy: &Proxy) {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_fault_matrix() {
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::postgres::PgPoolOptions;
     let Ok(url) = std::env::var("DATABASE_URL") else {
         eprintln!("skipping: DATABASE_URL is not set");
         return;
     };
-    let options: PgConnectOptions = url.parse().expect("DATABASE_URL");
-    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .expect("resolve")
-        .next()
-        .expect("an address");
-    let proxy = Proxy::start(upstream).await;
-    let through = format!(
-        "postgres://{}@127.0.0.1:{}/{}",
-        options.get_username(),
-        proxy.port,
-        options.get_database().unwrap_or("postgres")
-    );
+    let (proxy, through) = proxy::in_front_of_postgres(&url).await;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect(&through)

@@ -463,17 +463,6 @@ async fn an_unreachable_server_fails_with_a_store_error() {
     }
 }
 
-/// `database_url` with its host and port replaced by the proxy's.
-fn through(proxy: &proxy::Proxy, database_url: &str) -> String {
-    let options: PgConnectOptions = database_url.parse().expect("DATABASE_URL");
-    format!(
-        "postgres://{}@127.0.0.1:{}/{}",
-        options.get_username(),
-        proxy.port,
-        options.get_database().unwrap_or("postgres")
-    )
-}
-
 /// Every operation the layer uses, with how long each took.
 async fn every_operation(
     store: &PostgresStore,
@@ -507,18 +496,12 @@ async fn s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recov
         eprintln!("skipping: DATABASE_URL is not set");
         return;
     };
-    let options: PgConnectOptions = url.parse().expect("DATABASE_URL");
-    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .expect("resolve")
-        .next()
-        .expect("an address");
-    let proxy = proxy::Proxy::start(upstream).await;
+    let (proxy, through) = proxy::in_front_of_postgres(&url).await;
     let timeout = Duration::from_millis(300);
     let bound = Duration::from_secs(3);
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .connect(&through(&proxy, &url))
+        .connect(&through)
         .await
         .expect("connect through the proxy");
     let store = PostgresStore::builder(pool)

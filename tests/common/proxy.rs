@@ -115,3 +115,23 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, faults: &Faults, 
         }
     }
 }
+
+/// A proxy in front of the PostgreSQL server `database_url` names, and the URL that reaches
+/// the same database through it.
+#[cfg(feature = "postgres")]
+pub async fn in_front_of_postgres(database_url: &str) -> (Proxy, String) {
+    let options: sqlx::postgres::PgConnectOptions = database_url.parse().expect("DATABASE_URL");
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .expect("resolve the database host")
+        .next()
+        .expect("an address");
+    let proxy = Proxy::start(upstream).await;
+    let url = format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        options.get_username(),
+        proxy.port,
+        options.get_database().unwrap_or("postgres")
+    );
+    (proxy, url)
+}
