@@ -169,6 +169,9 @@ struct State {
     issued_here: bool,
     /// See [`State::now`].
     now: Option<SystemTime>,
+    /// The record a concurrent rotation moved away while this request's login was pending;
+    /// the login commits a fresh record built on it (see `Session::moved_away`).
+    carried: Option<Record>,
 }
 
 /// What the response needs once the session is settled.
@@ -199,6 +202,7 @@ impl Session {
                     interruption: None,
                     issued_here: false,
                     now: None,
+                    carried: None,
                 }),
             }),
         }
@@ -549,18 +553,18 @@ impl Session {
     }
 
     /// The stored session moved to a new ID under this request (a concurrent rotation).
-    /// A pending login goes on under a fresh ID, as a login without a session would, and
-    /// keeps the values this request read: a double-submitted login form then ends logged
-    /// in whichever response reaches the browser last. Any other change is dropped, as for
+    /// A pending login goes on under a fresh ID, built on the record this request loaded
+    /// (its values, creation time and expiry, as a rotation would have kept them): a
+    /// double-submitted login form then ends logged in whichever response reaches the
+    /// browser last, and the absolute timeout still counts from the session's creation. Any other change is dropped, as for
     /// a deleted session, but the cookie is left alone: the rotating response sets the new
     /// one. Returns whether the changes are still to be committed.
     fn moved_away(&self, state: &mut State) -> Result<bool, SessionError> {
         if matches!(state.changes.user, Some(Some(_))) {
-            if state.view.is_none() {
-                let values = state.stored_values()?;
-                state.view = Some(values);
+            let base = std::mem::replace(&mut state.base, Base::Absent { stale: false });
+            if let Base::Stored { record, .. } = base {
+                state.carried = Some(record);
             }
-            state.base = Base::Absent { stale: false };
             return Ok(true);
         }
         self.interrupt(state, Interruption::Moved);
@@ -629,7 +633,9 @@ impl Session {
                     .view
                     .as_ref()
                     .map_or(NewData::Unchanged, NewData::Values);
-                let record = config.new_record(None, data, &state.changes, now)?;
+                // A login that lost to a rotation builds on the record it had loaded.
+                let record =
+                    config.new_record(state.carried.as_ref(), data, &state.changes, now)?;
                 let no_values = state.view.as_ref().is_none_or(Map::is_empty);
                 if no_values && record.user.is_none() && record.expiry.is_none() {
                     // Nothing worth storing: an anonymous session stays anonymous.
@@ -642,6 +648,7 @@ impl Session {
                     match config.create(&key, &record).await? {
                         CreateOutcome::Created => {
                             state.issued_here = true;
+                            state.carried = None;
                             // A fresh ID satisfies any pending rotation.
                             state.settle(id, key, record);
                             return Ok(Committed::Done);

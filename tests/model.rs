@@ -123,6 +123,15 @@ fn model_app(layer: SessionLayer<DynStore>) -> Router {
             }),
         )
         .route(
+            "/deadline",
+            get(|session: Session| async move {
+                answer(session.expiry().await.map(|expiry| match expiry {
+                    Some(Expiry::AtDateTime(at)) => millis(at).to_string(),
+                    _ => String::new(),
+                }))
+            }),
+        )
+        .route(
             "/fix-deadline/{secs}",
             post(|session: Session, Path(secs): Path<u64>| async move {
                 let fixed = async {
@@ -281,7 +290,7 @@ fn set_cookie(reply: &Reply) -> Option<Option<String>> {
         .map(|set| (!set.is_removal()).then_some(set.value))
 }
 
-impl Client<'_> {
+impl<'w> Client<'w> {
     fn fail(&self, message: String) -> ! {
         panic!(
             "seed {} client {}: {message}\nhistory:\n  {}\nmodel: {:?}",
@@ -332,6 +341,19 @@ impl Client<'_> {
             user_seen,
         });
         reply
+    }
+
+    /// Another tab of this browser: its requests share the jar's cookie and are logged in
+    /// this client's history afterwards.
+    fn twin(&mut self) -> Client<'w> {
+        Client {
+            id: self.id,
+            seed: self.seed,
+            world: self.world,
+            rng: Rng(self.rng.next() | 1),
+            model: Model::default(),
+            history: Vec::new(),
+        }
     }
 
     /// Applies a response's cookie to the jar.
@@ -385,14 +407,7 @@ impl Client<'_> {
         } else {
             // A double-submitted login form: both responses reach the browser, in either
             // order, and it must end logged in both ways.
-            let mut twin = Client {
-                id: self.id,
-                seed: self.seed,
-                world: self.world,
-                rng: Rng(self.rng.next() | 1),
-                model: Model::default(),
-                history: Vec::new(),
-            };
+            let mut twin = self.twin();
             let (first, second) = tokio::join!(
                 self.request("POST", &uri, cookie.as_deref()),
                 twin.request("POST", &uri, cookie.as_deref())
@@ -454,11 +469,23 @@ impl Client<'_> {
     }
 
     /// Reads the count back when the model cannot know it (a login may have landed on a
-    /// session that had just ended): the value must be the model's, or 0.
+    /// session that had just ended): the value must be the model's, or 0. The fixed
+    /// deadline is read back too: a login on an ended session starts one without.
     async fn resync(&mut self) {
         let Some(cookie) = self.model.cookie.clone() else {
             return;
         };
+        let deadline = self.request("GET", "/deadline", Some(&cookie)).await;
+        if set_cookie(&deadline) == Some(None) {
+            // The login built on a session whose fixed deadline passed meanwhile.
+            if !self.model.may_have_ended(self.world) {
+                self.fail(format!("a fresh login's session is gone: {deadline:?}"));
+            }
+            self.take_cookie(&deadline);
+            self.model.reset();
+            return;
+        }
+        self.model.deadline = deadline.body.parse().ok();
         let reply = self.request("GET", "/n", Some(&cookie)).await;
         let n: u64 = reply
             .body
@@ -482,14 +509,7 @@ impl Client<'_> {
             .map(|user| self.world.settled(user));
         if self.rng.chance(3) && cookie.is_some() {
             // Two tabs at once.
-            let mut twin = Client {
-                id: self.id,
-                seed: self.seed,
-                world: self.world,
-                rng: Rng(self.rng.next() | 1),
-                model: Model::default(),
-                history: Vec::new(),
-            };
+            let mut twin = self.twin();
             let (a, b) = tokio::join!(
                 self.request("POST", "/incr", cookie.as_deref()),
                 twin.request("POST", "/incr", cookie.as_deref())
@@ -622,9 +642,27 @@ impl Client<'_> {
 
     async fn read_user(&mut self) {
         let cookie = self.model.cookie.clone();
+        // Clocks only move forward: past the fixed deadline now, the session is gone
+        // whatever any reader did before (a stale touch must not have moved it).
+        let past_deadline = self
+            .model
+            .deadline
+            .is_some_and(|deadline| millis(self.world.clock.now()) >= deadline);
         let reply = self.request("GET", "/user", cookie.as_deref()).await;
         self.expect_ok(&reply, "/user");
         let seen = (!reply.body.is_empty()).then(|| reply.body.clone());
+        if past_deadline {
+            let n = self.request("GET", "/n", cookie.as_deref()).await;
+            if seen.is_some() || n.body != "0" {
+                self.fail(format!(
+                    "served past its fixed deadline: user {seen:?}, n {:?}",
+                    n.body
+                ));
+            }
+            self.take_cookie(&reply);
+            self.model.reset();
+            return;
+        }
         if seen != self.model.user {
             if seen.is_none() && self.model.may_have_ended(self.world) {
                 self.take_cookie(&reply);
@@ -697,9 +735,21 @@ impl Client<'_> {
             return;
         }
         let secs = 5 + self.rng.below(40);
-        let reply = self
-            .request("POST", &format!("/fix-deadline/{secs}"), Some(&cookie))
-            .await;
+        let uri = format!("/fix-deadline/{secs}");
+        let reply = if self.rng.chance(2) {
+            self.request("POST", &uri, Some(&cookie)).await
+        } else {
+            // A reader in another tab, whose touch (if due) must not undo the deadline.
+            let mut twin = self.twin();
+            let (reply, read) = tokio::join!(
+                self.request("POST", &uri, Some(&cookie)),
+                twin.request("GET", "/n", Some(&cookie))
+            );
+            self.history
+                .extend(twin.history.drain(..).map(|line| format!("(twin) {line}")));
+            self.expect_ok(&read, "/n from another tab");
+            reply
+        };
         if reply.status == StatusCode::CONFLICT {
             self.take_cookie(&reply);
             self.model.reset();
@@ -708,7 +758,9 @@ impl Client<'_> {
         self.expect_ok(&reply, "/fix-deadline");
         self.take_cookie(&reply);
         match reply.body.parse::<u64>() {
-            Ok(deadline) => self.model.deadline = Some(deadline),
+            // A deadline already past ends the session at once (its cookie may be removed).
+            Ok(deadline) if self.model.cookie.is_some() => self.model.deadline = Some(deadline),
+            Ok(_) => {}
             // No session stored (it had ended): nothing to fix.
             Err(_) => self.model.reset(),
         }
@@ -759,6 +811,9 @@ async fn run_case(seed: u64, stores: Vec<DynStore>) {
             model_app(
                 SessionLayer::new(store.clone(), key.clone())
                     .idle_timeout(Duration::from_secs(600))
+                    // Reads extend the idle deadline often, so that stale touches race the
+                    // fixed deadlines.
+                    .touch_after(Duration::from_secs(2))
                     .absolute_timeout(Duration::from_secs(7200))
                     .clock(clock.clone()),
             )
