@@ -55,14 +55,26 @@ impl WriteTurns {
 /// passed since the second conflict.
 pub(crate) struct Retry {
     budget: Duration,
+    pause: Pause,
     conflicts: u32,
     started: Option<Instant>,
 }
 
+/// How a retry waits out its back-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pause {
+    /// On a timer: for remote stores, which run on tokio anyway.
+    Sleep,
+    /// By yielding to the executor once: for in-process stores, whose conflicts clear in
+    /// microseconds, so that the layer needs no timer (nor tokio) in front of them.
+    Yield,
+}
+
 impl Retry {
-    pub(crate) fn new(budget: Duration) -> Self {
+    pub(crate) fn new(budget: Duration, pause: Pause) -> Self {
         Self {
             budget,
+            pause,
             conflicts: 0,
             started: None,
         }
@@ -85,8 +97,14 @@ impl Retry {
             .saturating_mul(1 << doublings)
             .min(MAX_BACKOFF)
             .min(self.budget - elapsed);
-        let wait = rand::rng().random_range(ceiling / 2..=ceiling);
-        sleep(wait).await;
+        match self.pause {
+            Pause::Sleep => {
+                // Drawn before the wait: the thread's generator must not be held across it.
+                let wait = rand::rng().random_range(ceiling / 2..=ceiling);
+                sleep(wait).await;
+            }
+            Pause::Yield => yield_once().await,
+        }
         Ok(())
     }
 }
@@ -100,6 +118,11 @@ async fn sleep(wait: Duration) {
 /// the budget still bounds them.
 #[cfg(not(any(feature = "memory-store", feature = "redis", feature = "postgres")))]
 async fn sleep(_: Duration) {
+    yield_once().await;
+}
+
+/// Lets the executor run other tasks once.
+async fn yield_once() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
         if yielded {
@@ -119,7 +142,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_once_at_once_then_back_off_until_the_budget_is_spent() {
-        let mut retry = Retry::new(Duration::from_millis(500));
+        let mut retry = Retry::new(Duration::from_millis(500), Pause::Sleep);
         let start = tokio::time::Instant::now();
         retry.after_conflict().await.unwrap();
         assert_eq!(start.elapsed(), Duration::ZERO, "the first retry waits");

@@ -272,8 +272,10 @@ impl<S> SessionLayer<S> {
     /// Writers of one session in one process never race each other: they commit one at a
     /// time. A compare-and-swap that conflicts with another process reloads and tries again,
     /// at once the first time, then after a jittered back-off that doubles from 1 ms to
-    /// 64 ms; once this budget has passed since the second conflict, the write fails with
-    /// [`SessionError::Conflict`].
+    /// 64 ms (on tokio's timer; a store that answers without waiting, such as
+    /// [`MemoryStore`](crate::MemoryStore), yields to the executor instead, so that the layer
+    /// needs no timer in front of it); once this budget has passed since the second
+    /// conflict, the write fails with [`SessionError::Conflict`].
     pub fn conflict_budget(mut self, budget: Duration) -> Self {
         self.config_mut().conflict_budget = budget;
         self

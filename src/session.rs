@@ -19,7 +19,7 @@ use serde::de::{
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::contention::Retry;
+use crate::contention::{Pause, Retry};
 use crate::error::SessionError;
 use crate::expiry::{Expiry, Lifetime};
 use crate::id::{SessionHandle, SessionId, StoreKey};
@@ -280,7 +280,7 @@ impl Session {
         let config = &self.shared.config;
         let now = state.now(config);
         let _turn = self.write_turn(&state).await;
-        let mut retry = Retry::new(config.conflict_budget);
+        let mut retry = self.retry();
         loop {
             let (next, spliced) = match (&state.view, &state.base) {
                 // No value changes pending: the new value replaces the old one in the stored
@@ -343,6 +343,16 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The retry policy of this request's commits.
+    fn retry(&self) -> Retry {
+        let config = &self.shared.config;
+        let pause = match config.store.as_immediate() {
+            Some(_) => Pause::Yield,
+            None => Pause::Sleep,
+        };
+        Retry::new(config.conflict_budget, pause)
     }
 
     /// Waits for this request's turn to write its stored session: the writers of one session
@@ -774,7 +784,7 @@ impl Session {
         } else {
             None
         };
-        let mut retry = Retry::new(config.conflict_budget);
+        let mut retry = self.retry();
         while state.changes.any() && state.interruption.is_none() {
             match self.commit_now(&mut state, now, None).await? {
                 Committed::Done => {}
