@@ -171,7 +171,8 @@ struct State {
     now: Option<SystemTime>,
     /// The record a concurrent rotation moved away while this request's login was pending;
     /// the login commits a fresh record built on it (see `Session::moved_away`).
-    carried: Option<Record>,
+    // Boxed: rarely set, and every request's state would otherwise carry a record's bytes.
+    carried: Option<Box<Record>>,
 }
 
 /// What the response needs once the session is settled.
@@ -573,7 +574,7 @@ impl Session {
         if matches!(state.changes.user, Some(Some(_))) {
             let base = std::mem::replace(&mut state.base, Base::Absent { stale: false });
             if let Base::Stored { record, .. } = base {
-                state.carried = Some(record);
+                state.carried = Some(Box::new(record));
             }
             return Ok(true);
         }
@@ -645,7 +646,7 @@ impl Session {
                     .map_or(NewData::Unchanged, NewData::Values);
                 // A login that lost to a rotation builds on the record it had loaded.
                 let record =
-                    config.new_record(state.carried.as_ref(), data, &state.changes, now)?;
+                    config.new_record(state.carried.as_deref(), data, &state.changes, now)?;
                 let no_values = state.view.as_ref().is_none_or(Map::is_empty);
                 if no_values && record.user.is_none() && record.expiry.is_none() {
                     // Nothing worth storing: an anonymous session stays anonymous.
