@@ -1028,7 +1028,7 @@ impl State {
     }
 }
 
-fn parse_data(bytes: &[u8]) -> Result<Map<String, Value>, SessionError> {
+pub(crate) fn parse_data(bytes: &[u8]) -> Result<Map<String, Value>, SessionError> {
     if bytes.is_empty() {
         return Ok(Map::new());
     }
@@ -1041,7 +1041,10 @@ fn parse_data(bytes: &[u8]) -> Result<Map<String, Value>, SessionError> {
 /// one is returned, as a map would keep it). A value that is not a `T` is a
 /// [`SessionError::Serialization`]; a malformed object is a store error, as it is for
 /// [`parse_data`].
-fn find_value<T: DeserializeOwned>(data: &[u8], key: &str) -> Result<Option<T>, SessionError> {
+pub(crate) fn find_value<T: DeserializeOwned>(
+    data: &[u8],
+    key: &str,
+) -> Result<Option<T>, SessionError> {
     if data.is_empty() {
         return Ok(None);
     }
@@ -1099,7 +1102,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for FindValue<'_, T> {
 
 /// Like [`find_value`], and also returns where the value sits in `data` (its byte range),
 /// for [`splice_value`].
-fn find_value_and_span<T: DeserializeOwned>(
+pub(crate) fn find_value_and_span<T: DeserializeOwned>(
     data: &[u8],
     key: &str,
 ) -> Result<(Option<T>, Option<Range<usize>>), SessionError> {
@@ -1130,7 +1133,7 @@ fn find_value_and_span<T: DeserializeOwned>(
 /// The JSON object `data` with the value at `span` replaced by `value`, or, without a span,
 /// with `"key":value` added at its end. `data` is an object (or empty, which counts as
 /// `{}`), as [`find_value_and_span`] checked; key order does not matter to a reader.
-fn splice_value(
+pub(crate) fn splice_value(
     data: &[u8],
     key: &str,
     span: Option<Range<usize>>,

@@ -959,7 +959,7 @@ impl Hasher for KeyHasher {
 /// A time is an i64 of milliseconds since the epoch (negative before it) when all three are
 /// whole milliseconds, as the layer's clock writes them; otherwise seconds (i64, rounded
 /// down) and nanoseconds (u32) since the epoch. Every time round-trips exactly.
-mod codec {
+pub(crate) mod codec {
     use std::fmt;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -980,7 +980,7 @@ mod codec {
 
     /// A record as stored, borrowing its user and data from the encoding.
     #[derive(Debug, Clone, Copy)]
-    pub(super) struct View<'a> {
+    pub(crate) struct View<'a> {
         pub(super) version: u64,
         pub(super) user: Option<&'a str>,
         pub(super) created_at: SystemTime,
@@ -992,7 +992,7 @@ mod codec {
 
     /// An entry that does not decode: a bug in this module, never a client's doing.
     #[derive(Debug)]
-    pub(super) struct CorruptRecord(pub(super) &'static str);
+    pub(crate) struct CorruptRecord(pub(super) &'static str);
 
     impl fmt::Display for CorruptRecord {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1009,7 +1009,7 @@ mod codec {
     }
 
     impl<'a> View<'a> {
-        pub(super) fn from_record(record: &'a Record) -> Self {
+        pub(crate) fn from_record(record: &'a Record) -> Self {
             Self {
                 version: record.version,
                 user: record.user.as_deref(),
@@ -1021,7 +1021,7 @@ mod codec {
             }
         }
 
-        pub(super) fn to_record(self) -> Record {
+        pub(crate) fn to_record(self) -> Record {
             Record {
                 version: self.version,
                 user: self.user.map(str::to_owned),
@@ -1054,7 +1054,7 @@ mod codec {
             self.version == ROTATION_MARKER_VERSION
         }
 
-        pub(super) fn encode(&self) -> Box<[u8]> {
+        pub(crate) fn encode(&self) -> Box<[u8]> {
             let times = [self.created_at, self.last_active, self.expires_at].map(split);
             let millis = times.map(|(secs, nanos)| to_millis(secs, nanos));
             let whole_millis = millis.iter().all(Option::is_some);
@@ -1106,7 +1106,7 @@ mod codec {
             out.into_boxed_slice()
         }
 
-        pub(super) fn decode(bytes: &'a [u8]) -> Result<Self, CorruptRecord> {
+        pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, CorruptRecord> {
             let mut reader = Reader { bytes };
             let flags = reader.u8()?;
             if flags & !(WHOLE_MILLIS | HAS_USER | EXPIRY_MASK) != 0 {

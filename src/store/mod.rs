@@ -15,7 +15,7 @@ use crate::id::{SessionHandle, StoreKey};
 #[cfg(feature = "test-util")]
 pub mod conformance;
 #[cfg(feature = "memory-store")]
-mod memory;
+pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
