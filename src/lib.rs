@@ -91,6 +91,8 @@ mod expiry;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
+#[doc(hidden)]
+pub mod fuzz;
 mod id;
 mod key;
 mod layer;
