@@ -1,5 +1,5 @@
 //! Entry points of the fuzz targets under `fuzz/` and of the corpus-replay test
-//! (`tests/fuzz_corpus.rs`).
+//! (`tests/suite/fuzz_corpus.rs`).
 //!
 //! Not a stable API: hidden from the documentation and free to change at any release. Each
 //! function takes arbitrary bytes, never panics on any of them, and panics only when it
@@ -1487,7 +1487,7 @@ mod memory {
 }
 
 /// The seed inputs of the committed corpus of `target`, as (file name, bytes); empty for an
-/// unknown target. `tests/fuzz_corpus.rs` checks that they are committed under
+/// unknown target. `tests/suite/fuzz_corpus.rs` checks that they are committed under
 /// `fuzz/corpus/<target>/`, and its ignored test `write_seed_corpus` writes them there.
 pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let seeds = match target {

@@ -30,6 +30,7 @@
 // A global allocator needs `unsafe impl GlobalAlloc`; the library itself forbids unsafe code.
 #![allow(unsafe_code)]
 
+#[path = "suite/common/mod.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

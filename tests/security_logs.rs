@@ -3,6 +3,7 @@
 //! A test binary of its own, so that the global subscriber it installs sees only this
 //! test's layer.
 
+#[path = "suite/common/mod.rs"]
 mod common;
 
 use common::{Client, app, capture_tracing, send, tamper};

@@ -576,7 +576,7 @@ const MILLION: usize = 1_000_000;
 
 /// Bytes per live session with 1,000,000 sessions holding `{"visits":5}`, measured by RSS.
 /// Run alone, so no other test shares the process:
-/// `cargo test --test memory_store -- --ignored --nocapture rss_per_session`.
+/// `cargo test --test suite -- --ignored --nocapture rss_per_session`.
 #[tokio::test]
 #[ignore = "allocates about 170 MB; run alone to measure"]
 async fn rss_per_session_of_a_million_sessions() {

@@ -5,9 +5,8 @@
 //! when it is unset. The fault test starts its own `redis-server` from `PATH`.
 #![cfg(all(feature = "redis", feature = "test-util"))]
 
-mod common;
-#[path = "common/redis_server.rs"]
-mod redis_server;
+use crate::common;
+use crate::common::redis_server;
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error as _;

@@ -1,12 +1,10 @@
 //! The session lifecycle as a user lives it, and the layer's other observable behaviour.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Client, Instrumented, app, send, store_key_of};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use common::{Client, Instrumented, app, send, store_key_of};
 use sessionware::{
     DynStore, Key, LoadOutcome, ManualClock, MemoryStore, SaveOutcome, Session, SessionLayer,
     SessionStore,

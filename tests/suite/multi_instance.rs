@@ -3,13 +3,11 @@
 //! store's tests print why and pass when its variable is unset.
 #![cfg(all(feature = "redis", feature = "postgres"))]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::common::{Client, app, send, store_key_of};
 use axum::http::StatusCode;
-use common::{Client, app, send, store_key_of};
 use sessionware::store::conformance::fresh_key;
 use sessionware::{
     Key, LoadOutcome, PostgresStore, RedisStore, Session, SessionError, SessionLayer, SessionStore,
@@ -48,7 +46,6 @@ fn instance<S: SessionStore + Clone>(
 
 /// Every multi-instance guarantee, for two store clients `a` and `b` of one server.
 async fn two_instances_share_sessions<S: SessionStore + Clone>(a: S, b: S) {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let key = Key::generate();
     let gates = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let (app_a, _) = instance(a.clone(), key.clone(), gates.clone());

@@ -2,6 +2,10 @@
 //! a cookie-keeping client, and store wrappers that count calls and inject failures.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod proxy;
+#[cfg(feature = "redis")]
+pub mod redis_server;
+
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -524,7 +528,8 @@ pub fn capture_tracing() -> (Captured, ()) {
             .with_writer(captured.clone())
             .with_ansi(false)
             .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
         captured
     });
     (captured.clone(), ())

@@ -8,17 +8,14 @@
 //! proxy, Redis is a private `redis-server` on a free port. Each store is skipped, saying
 //! why, when its URL variable (or for Redis, `redis-server`) is missing.
 
-mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
+use crate::common::proxy;
 #[cfg(feature = "redis")]
-#[path = "common/redis_server.rs"]
-mod redis_server;
+use crate::common::redis_server;
 
 use std::time::{Duration, Instant};
 
+use crate::common::{Client, app};
 use axum::http::StatusCode;
-use common::{Client, app};
 use proxy::Proxy;
 use sessionware::{DynStore, Key, SessionLayer};
 

@@ -1,12 +1,10 @@
 //! Concurrent requests on one session: different keys all survive, `update` never loses an
 //! increment, and a logout racing a write is never undone (S16, S17).
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{Client, app, send, store_key_of};
 use axum::http::StatusCode;
-use common::{Client, app, send, store_key_of};
 use sessionware::{
     Key, LoadOutcome, MemoryStore, Session, SessionError, SessionLayer, SessionStore,
 };

@@ -18,20 +18,18 @@
 //!
 //! Seeded and reproducible: `MODEL_SEED` picks the first seed (default 1) and `MODEL_CASES`
 //! how many cases run per store (default 6). A failure names its seed; rerun it with
-//! `MODEL_SEED=<seed> MODEL_CASES=1 cargo test --all-features --test model`.
-
-mod common;
+//! `MODEL_SEED=<seed> MODEL_CASES=1 cargo test --all-features --test suite model::`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{Instrumented, Reply, send};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use common::{Instrumented, Reply, send};
 use sessionware::store::conformance::fresh_key;
 use sessionware::{
     Clock, DynStore, Expiry, Key, ManualClock, MemoryStore, Session, SessionError, SessionHandle,

@@ -3,13 +3,11 @@
 //! path, and Redis and PostgreSQL when `REDIS_URL` and `DATABASE_URL` are set (each says why
 //! it is skipped when its variable is unset).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{Client, Instrumented, app, send, store_key_of};
 use axum::http::StatusCode;
-use common::{Client, Instrumented, app, send, store_key_of};
 use sessionware::{
     Clock, DynStore, Key, LoadOutcome, ManualClock, MemoryStore, Session, SessionError,
     SessionLayer, SessionStore,

@@ -5,8 +5,7 @@
 //! print why and pass; with it set and the server unreachable they fail.
 #![cfg(feature = "postgres")]
 
-#[path = "common/proxy.rs"]
-mod proxy;
+use crate::common::proxy;
 
 use std::collections::HashSet;
 use std::error::Error as _;

@@ -2,14 +2,14 @@
 //! S01, S02, S07, S09 and S25's unit part live beside the code (src/id.rs, src/key.rs,
 //! src/cookie.rs); the store-level parts of S10 and S24 are in each store's tests.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{
+    Client, Instrumented, Reply, app, capture_tracing, send, store_key_of, tamper,
+};
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
-use common::{Client, Instrumented, Reply, app, capture_tracing, send, store_key_of, tamper};
 use sessionware::{
     ConfigError, CreateOutcome, Key, LoadOutcome, ManualClock, MemoryStore, Record, SameSite,
     SessionLayer, SessionStore, StoreKey,

@@ -66,7 +66,7 @@ fn the_seed_corpus_is_up_to_date() {
             let committed = std::fs::read(&path).unwrap_or_default();
             assert!(
                 committed == bytes,
-                "{} differs from its seed: run `cargo test --test fuzz_corpus -- --ignored \
+                "{} differs from its seed: run `cargo test --test suite fuzz_corpus -- --ignored \
                  write_seed_corpus` and commit the result",
                 path.display()
             );

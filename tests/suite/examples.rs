@@ -261,7 +261,7 @@ fn two_instances_share_sessions(store: &str, url_var: &str, feature_enabled: boo
 /// The example binary `name`, built if needed, or `None` (saying why) when it cannot be.
 ///
 /// A plain `cargo test` builds the examples before running the tests, but
-/// `cargo test --test examples` builds this test only, so the binary may be missing or out of
+/// `cargo test --test suite` builds the test binary only, so the binary may be missing or out of
 /// date. Asking cargo to build it, with the features and profile this test was built with,
 /// costs a fingerprint check when it is up to date and never rebuilds the library with
 /// another feature set.
@@ -278,7 +278,7 @@ fn example_binary(name: &'static str) -> Option<PathBuf> {
 }
 
 fn build_example(name: &str) -> Option<PathBuf> {
-    // This test runs as <target dir>/<profile dir>/deps/examples-<hash>.
+    // This test runs as <target dir>/<profile dir>/deps/suite-<hash>.
     let exe = std::env::current_exe().ok()?;
     let profile_dir = exe.parent()?.parent()?;
     let target_dir = profile_dir.parent()?;
@@ -641,7 +641,7 @@ fn dechunk(mut rest: &str) -> Option<String> {
 }
 
 /// How long the soak drives the examples: `SOAK_SECS`, default 60 (what CI runs); run it
-/// for 600 locally: `SOAK_SECS=600 cargo test --all-features --test examples soak -- --nocapture`.
+/// for 600 locally: `SOAK_SECS=600 cargo test --all-features --test suite soak -- --nocapture`.
 fn soak_duration() -> Duration {
     let secs = std::env::var("SOAK_SECS")
         .ok()

@@ -1,11 +1,9 @@
 //! Property tests for cookie parsing and verification: arbitrary input never panics and never
 //! reaches the store unless it is a valid signed value.
 
-mod common;
-
+use crate::common::{Client, Instrumented, app};
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
-use common::{Client, Instrumented, app};
 use proptest::prelude::*;
 use sessionware::{Key, MemoryStore, SessionLayer};
 use tower::ServiceExt as _;
