@@ -9,9 +9,9 @@ use http::Response;
 use http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE, VARY};
 use pin_project_lite::pin_project;
 
-use crate::session::{Finish, Session};
+use crate::session::{Fate, Session, Settled};
 
-type Finishing<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+type Settling<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
 
 pin_project! {
     /// The response future of [`SessionService`](crate::SessionService).
@@ -21,20 +21,20 @@ pin_project! {
     /// allocation. Otherwise one boxed future carries the store calls.
     pub struct ResponseFuture<F, B> {
         #[pin]
-        state: State<F, B>,
+        stage: Stage<F, B>,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
+    #[project = StageProj]
+    enum Stage<F, B> {
         Inner {
             #[pin]
             future: F,
             session: Option<Session>,
         },
-        Finishing {
-            future: Finishing<B>,
+        Settling {
+            future: Settling<B>,
         },
     }
 }
@@ -42,7 +42,7 @@ pin_project! {
 impl<F, B> ResponseFuture<F, B> {
     pub(crate) fn new(future: F, session: Session) -> Self {
         Self {
-            state: State::Inner {
+            stage: Stage::Inner {
                 future,
                 session: Some(session),
             },
@@ -59,48 +59,48 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
-            match self.as_mut().project().state.project() {
-                StateProj::Inner { future, session } => {
+            match self.as_mut().project().stage.project() {
+                StageProj::Inner { future, session } => {
                     // An inner error or a panic propagates without saving anything.
                     let mut response = ready!(future.poll(cx))?;
                     let session = session.take().expect("polled after completion");
-                    let server_error = response.status().is_server_error();
-                    if let Some(finish) = session.try_finish(server_error) {
-                        apply(&mut response, finish);
+                    let fate = Fate::of(response.status());
+                    if let Some(settled) = session.try_settle(fate) {
+                        apply(&mut response, settled);
                         return Poll::Ready(Ok(response));
                     }
-                    let finishing: Finishing<B> = Box::pin(async move {
-                        match session.finish(server_error).await {
-                            Ok(finish) => {
-                                apply(&mut response, finish);
+                    let settling: Settling<B> = Box::pin(async move {
+                        match session.settle(fate).await {
+                            Ok(settled) => {
+                                apply(&mut response, settled);
                                 response
                             }
                             Err(error) => {
-                                let config = session.config();
-                                config.notify_error(&error);
-                                let (parts, ()) = config.error_response(&error).into_parts();
+                                let hooks = &session.context().hooks;
+                                hooks.notify(&error);
+                                let (parts, ()) = hooks.response(&error).into_parts();
                                 Response::from_parts(parts, B::default())
                             }
                         }
                     });
                     self.as_mut()
                         .project()
-                        .state
-                        .set(State::Finishing { future: finishing });
+                        .stage
+                        .set(Stage::Settling { future: settling });
                 }
-                StateProj::Finishing { future } => return future.as_mut().poll(cx).map(Ok),
+                StageProj::Settling { future } => return future.as_mut().poll(cx).map(Ok),
             }
         }
     }
 }
 
 /// Adds the session's headers to the response.
-fn apply<B>(response: &mut Response<B>, finish: Finish) {
+fn apply<B>(response: &mut Response<B>, settled: Settled) {
     let headers = response.headers_mut();
-    if finish.vary && !varies_on_cookie(headers) {
+    if settled.vary && !varies_on_cookie(headers) {
         headers.append(VARY, HeaderValue::from_static("cookie"));
     }
-    if let Some(cookie) = finish.set_cookie {
+    if let Some(cookie) = settled.set_cookie {
         headers.append(SET_COOKIE, cookie);
         // A response that sets a session cookie must never be stored by a shared cache.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

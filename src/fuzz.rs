@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::cookie::cookie_values;
 use crate::id::SessionId;
+use crate::json::{find_value, find_value_and_span, parse_data, splice_value};
 use crate::key::{COOKIE_VALUE_LEN, Key, Keyring};
-use crate::session::{find_value, find_value_and_span, parse_data, splice_value};
 
 /// The default session cookie name, which every target looks for.
 const COOKIE_NAME: &str = "__Host-session";

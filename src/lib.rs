@@ -85,15 +85,19 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod contention;
+mod context;
 mod cookie;
 mod error;
+mod events;
 mod expiry;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
 #[doc(hidden)]
 pub mod fuzz;
+mod hooks;
 mod id;
+mod json;
 mod key;
 mod layer;
 mod service;
@@ -102,13 +106,14 @@ pub mod store;
 
 pub use cookie::SameSite;
 pub use error::{BoxError, ConfigError, SessionError};
+pub use events::SecurityEvents;
 pub use expiry::{Clock, Expiry, ManualClock, SystemClock};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
 pub use future::ResponseFuture;
 pub use id::{InvalidHandle, SessionHandle, StoreKey};
 pub use key::{Key, MIN_KEY_LEN};
-pub use layer::{SecurityEvents, SessionLayer};
+pub use layer::SessionLayer;
 pub use service::SessionService;
 pub use session::Session;
 pub use store::{

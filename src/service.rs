@@ -2,16 +2,17 @@
 //! service.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{self, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
 
+use crate::context::Context;
 use crate::cookie::{MAX_COOKIE_VALUE_LEN, cookie_values};
+use crate::events::Event;
 use crate::future::ResponseFuture;
 use crate::id::SessionId;
 use crate::key::SignedWith;
-use crate::layer::{Config, SecurityEvent};
 use crate::session::Session;
 
 /// The most values under the session cookie's name that a request may carry, malformed ones
@@ -24,12 +25,12 @@ pub(crate) const MAX_COOKIE_CANDIDATES: usize = 8;
 #[derive(Debug, Clone)]
 pub struct SessionService<Inner> {
     inner: Inner,
-    config: Arc<Config>,
+    context: Arc<Context>,
 }
 
 impl<Inner> SessionService<Inner> {
-    pub(crate) fn new(inner: Inner, config: Arc<Config>) -> Self {
-        Self { inner, config }
+    pub(crate) fn new(inner: Inner, context: Arc<Context>) -> Self {
+        Self { inner, context }
     }
 
     /// Finds the session cookie and verifies it.
@@ -43,15 +44,15 @@ impl<Inner> SessionService<Inner> {
         let mut found: Option<(SessionId, SignedWith)> = None;
         let mut rejected = false;
         let mut ambiguous = false;
-        for (seen, value) in cookie_values(request_headers, &self.config.cookie.name).enumerate() {
+        for (seen, value) in cookie_values(request_headers, &self.context.cookie.name).enumerate() {
             if seen == MAX_COOKIE_CANDIDATES {
-                self.config.report(SecurityEvent::Forged);
+                self.context.report(Event::Forged);
                 return None;
             }
             let verified = if value.len() > MAX_COOKIE_VALUE_LEN {
                 None
             } else {
-                self.config.keys.verify(value)
+                self.context.keys.verify(value)
             };
             match (verified, &mut found) {
                 (None, _) => rejected = true,
@@ -68,10 +69,10 @@ impl<Inner> SessionService<Inner> {
             }
         }
         if rejected {
-            self.config.report(SecurityEvent::Forged);
+            self.context.report(Event::Forged);
         }
         if ambiguous {
-            self.config.report(SecurityEvent::Ambiguous);
+            self.context.report(Event::Ambiguous);
             return None;
         }
         found
@@ -87,13 +88,13 @@ where
     type Error = Inner::Error;
     type Future = ResponseFuture<Inner::Future, ResBody>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, cx: &mut task::Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let incoming = self.verified_id(request.headers());
-        let session = Session::new(Arc::clone(&self.config), incoming);
+        let session = Session::new(Arc::clone(&self.context), incoming);
         request.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(request), session)
     }
