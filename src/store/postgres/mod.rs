@@ -3,18 +3,14 @@
 //! The schema, the migration and cleanup are documented on [`PostgresStore`], where
 //! rustdoc shows them.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use sqlx::encode::Encode;
-use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::types::Type;
-use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row};
+use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
 
-use crate::error::{ConfigError, SessionError};
-use crate::expiry::Expiry;
+use crate::error::SessionError;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
     CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, ROTATION_MARKER_LIFETIME,
@@ -22,32 +18,28 @@ use crate::store::{
     TouchOutcome, within,
 };
 
+mod builder;
+mod names;
+mod row;
+mod sql;
+
+pub use self::builder::PostgresStoreBuilder;
+use self::names::index_name;
+use self::row::{
+    column, decode_info, decode_record, malformed, push, record_arguments, to_millis, to_version,
+};
+use self::sql::{EXISTING_OBJECTS, MIGRATION_LOCK, Statements, sql};
+
 /// The schema used unless the builder says otherwise.
 const DEFAULT_SCHEMA: &str = "public";
 /// The table used unless the builder says otherwise.
 const DEFAULT_TABLE: &str = "sessionware_sessions";
 /// Rows deleted per statement by `delete_expired` unless the builder says otherwise.
 const DEFAULT_DELETE_BATCH_SIZE: u32 = 1_000;
-/// PostgreSQL's `NAMEDATALEN - 1`: longer identifiers are silently truncated by the server.
-const MAX_IDENTIFIER_LEN: usize = 63;
 /// The advisory lock key serializing migrations of every sessionware table in a database
 /// (the ASCII bytes of "sessionw"). One key for all tables, because two tables in one new
 /// schema race on creating that schema.
 const MIGRATION_LOCK_KEY: i64 = 0x7365_7373_696f_6e77;
-
-/// Which schema, table and index names already exist.
-const EXISTING_OBJECTS: &str = "\
-SELECT
-    EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),
-    EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = $1 AND c.relname = $2),
-    EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = $1 AND c.relname = $3),
-    EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = $1 AND c.relname = $4)";
 
 /// A [`SessionStore`] keeping sessions in a PostgreSQL table (feature `postgres`).
 ///
@@ -159,111 +151,6 @@ struct Shared {
     sql: Statements,
 }
 
-/// The store's SQL, built once from the validated schema and table names. Kept as
-/// `Arc<str>` so each query borrows it with a reference-count bump.
-struct Statements {
-    create_schema: Arc<str>,
-    create_table: Arc<str>,
-    create_expires_index: Arc<str>,
-    create_user_index: Arc<str>,
-    load: Arc<str>,
-    insert: Arc<str>,
-    save: Arc<str>,
-    live_version: Arc<str>,
-    touch: Arc<str>,
-    delete: Arc<str>,
-    rotate: Arc<str>,
-    delete_expired_batch: Arc<str>,
-    sessions_of: Arc<str>,
-    revoke_user: Arc<str>,
-}
-
-impl Statements {
-    /// `schema` and `table` must have passed [`check_identifier`]: they are formatted into
-    /// SQL inside double quotes, which is injection-free only for plain identifiers.
-    fn new(schema: &str, table: &str, expires_index: &str, user_index: &str) -> Self {
-        let t = format!("\"{schema}\".\"{table}\"");
-        let sql = |text: String| Arc::<str>::from(text);
-        Self {
-            create_schema: sql(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")),
-            create_table: sql(format!(
-                "CREATE TABLE IF NOT EXISTS {t} (
-                    key         BYTEA  PRIMARY KEY CHECK (octet_length(key) = 32),
-                    version     BIGINT NOT NULL,
-                    user_id     TEXT,
-                    created_at  BIGINT NOT NULL,
-                    last_active BIGINT NOT NULL,
-                    expires_at  BIGINT NOT NULL,
-                    expiry      JSONB,
-                    data        BYTEA  NOT NULL
-                )"
-            )),
-            create_expires_index: sql(format!(
-                "CREATE INDEX IF NOT EXISTS \"{expires_index}\" ON {t} (expires_at)"
-            )),
-            create_user_index: sql(format!(
-                "CREATE INDEX IF NOT EXISTS \"{user_index}\" ON {t} (user_id) \
-                 WHERE user_id IS NOT NULL"
-            )),
-            load: sql(format!(
-                "SELECT version, user_id, created_at, last_active, expires_at, \
-                 expiry::text AS expiry, data FROM {t} WHERE key = $1"
-            )),
-            insert: sql(format!(
-                "INSERT INTO {t} \
-                 (key, version, user_id, created_at, last_active, expires_at, expiry, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) \
-                 ON CONFLICT (key) DO NOTHING"
-            )),
-            save: sql(format!(
-                "UPDATE {t} SET version = $2, user_id = $3, created_at = $4, \
-                 last_active = $5, expires_at = $6, expiry = $7::jsonb, data = $8 \
-                 WHERE key = $1 AND version = $9 AND expires_at > $10"
-            )),
-            live_version: sql(format!(
-                "SELECT version FROM {t} WHERE key = $1 AND expires_at > $2"
-            )),
-            touch: sql(format!(
-                "UPDATE {t} SET last_active = $2, expires_at = $3 \
-                 WHERE key = $1 AND expires_at > $4 AND version = $5"
-            )),
-            delete: sql(format!("DELETE FROM {t} WHERE key = $1")),
-            // The row changes key in place: a concurrent `revoke_user` that waits for the
-            // row lock re-checks its condition on the moved row and deletes it, where a
-            // DELETE plus INSERT would leave it a row its snapshot never saw.
-            // In the same statement, a rotation marker takes the old key.
-            rotate: sql(format!(
-                "WITH moved AS (\
-                 UPDATE {t} SET key = $1, version = $2, user_id = $3, created_at = $4, \
-                 last_active = $5, expires_at = $6, expiry = $7::jsonb, data = $8 \
-                 WHERE key = $9 AND version = $10 AND expires_at > $11 \
-                 AND version <> {ROTATION_MARKER_VERSION} RETURNING 1) \
-                 INSERT INTO {t} \
-                 (key, version, user_id, created_at, last_active, expires_at, expiry, data) \
-                 SELECT $9, {ROTATION_MARKER_VERSION}, NULL, $11, $11, $12, NULL, ''::bytea \
-                 FROM moved"
-            )),
-            delete_expired_batch: sql(format!(
-                "DELETE FROM {t} WHERE key IN (\
-                 SELECT key FROM {t} WHERE expires_at <= $1 \
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            )),
-            sessions_of: sql(format!(
-                "SELECT key, created_at, last_active, expires_at FROM {t} \
-                 WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, key"
-            )),
-            // Expired rows of the user go too, but only live ones are counted: they are the
-            // sessions that were actually revoked.
-            revoke_user: sql(format!(
-                "WITH revoked AS (\
-                 DELETE FROM {t} WHERE user_id = $1 AND key IS DISTINCT FROM $2 \
-                 RETURNING expires_at) \
-                 SELECT count(*) FILTER (WHERE expires_at > $3) FROM revoked"
-            )),
-        }
-    }
-}
-
 impl Shared {
     fn new(
         schema: String,
@@ -284,14 +171,6 @@ impl Shared {
             sql,
         }
     }
-}
-
-/// Wraps SQL built by [`Statements::new`] for sqlx, which accepts only literal SQL unless
-/// told otherwise.
-fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    // Safe: the only dynamic parts are schema and table names checked by
-    // `check_identifier` and double-quoted; every value is a bound parameter.
-    AssertSqlSafe(Arc::clone(text))
 }
 
 impl PostgresStore {
@@ -369,7 +248,7 @@ impl PostgresStore {
     pub async fn migrate(&self) -> Result<(), SessionError> {
         let shared = &*self.shared;
         let mut tx = self.pool.begin().await.map_err(SessionError::store)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        sqlx::query(MIGRATION_LOCK)
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *tx)
             .await
@@ -429,304 +308,6 @@ impl fmt::Debug for PostgresStore {
             .field("delete_batch_size", &self.shared.delete_batch_size)
             .finish_non_exhaustive()
     }
-}
-
-/// Configures a [`PostgresStore`]; made by [`PostgresStore::builder`].
-///
-/// ```no_run
-/// # async fn run(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
-/// let store = sessionware::PostgresStore::builder(pool)
-///     .schema("auth")
-///     .table("sessions")
-///     .delete_batch_size(5_000)
-///     .build()?;
-/// store.migrate().await?;
-/// # Ok(())
-/// # }
-/// ```
-#[must_use]
-pub struct PostgresStoreBuilder {
-    pool: PgPool,
-    schema: String,
-    table: String,
-    delete_batch_size: u32,
-    operation_timeout: Duration,
-}
-
-impl PostgresStoreBuilder {
-    /// The schema holding the sessions table. Default: `public`.
-    ///
-    /// Must be a plain identifier: an ASCII letter or `_`, then ASCII letters, digits or
-    /// `_`, at most 63 bytes. It is used double-quoted, so it is case-sensitive. Checked by
-    /// [`build`](Self::build).
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// The name of the sessions table. Default: `sessionware_sessions`.
-    ///
-    /// The same rules as for [`schema`](Self::schema) apply. Checked by
-    /// [`build`](Self::build).
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// How many expired rows [`delete_expired`](SessionStore::delete_expired) deletes per
-    /// statement. Default: 1,000.
-    ///
-    /// Each batch is its own short statement that skips rows locked by live requests, so a
-    /// large backlog of expired sessions never holds locks on many rows at once. Larger
-    /// batches purge a backlog in fewer round trips; smaller ones keep each statement
-    /// shorter. Must not be zero; checked by [`build`](Self::build).
-    pub fn delete_batch_size(mut self, rows: u32) -> Self {
-        self.delete_batch_size = rows;
-        self
-    }
-
-    /// The longest any one store operation may take, waiting for a pooled connection (or
-    /// connecting) included; past it the operation is abandoned with
-    /// [`SessionError::StoreTimeout`]. Default: 2 seconds.
-    ///
-    /// While the server is down or paused, every request that needs the store then fails
-    /// within this bound instead of piling up. Must not be zero; checked by
-    /// [`build`](Self::build).
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// Checks the configuration and builds the store.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::InvalidStoreSetting`], naming the problem and the fix, if the schema
-    /// or table name is not a plain identifier (see [`schema`](Self::schema)) or the batch
-    /// size is zero. Names are refused rather than escaped: they are the only text ever formatted
-    /// into the store's SQL.
-    pub fn build(self) -> Result<PostgresStore, ConfigError> {
-        check_identifier("schema", &self.schema)?;
-        check_identifier("table", &self.table)?;
-        if self.delete_batch_size == 0 {
-            return Err(ConfigError::InvalidStoreSetting {
-                setting: "delete_batch_size",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
-        if self.operation_timeout.is_zero() {
-            return Err(ConfigError::InvalidStoreSetting {
-                setting: "operation_timeout",
-                reason: "must be greater than zero".to_owned(),
-            });
-        }
-        Ok(PostgresStore {
-            pool: self.pool,
-            shared: Arc::new(Shared::new(
-                self.schema,
-                self.table,
-                self.delete_batch_size,
-                self.operation_timeout,
-            )),
-        })
-    }
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStoreBuilder")
-            .field("schema", &self.schema)
-            .field("table", &self.table)
-            .field("delete_batch_size", &self.delete_batch_size)
-            .field("operation_timeout", &self.operation_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Refuses anything but a plain identifier: the name is formatted into SQL.
-fn check_identifier(kind: &'static str, name: &str) -> Result<(), ConfigError> {
-    let mut bytes = name.bytes();
-    let valid = name.len() <= MAX_IDENTIFIER_LEN
-        && bytes
-            .next()
-            .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
-        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(ConfigError::InvalidStoreSetting {
-            setting: kind,
-            reason: format!(
-                "{name:?} is not a plain PostgreSQL identifier: use an ASCII letter or `_` \
-                 followed by ASCII letters, digits or `_`, at most {MAX_IDENTIFIER_LEN} bytes"
-            ),
-        })
-    }
-}
-
-/// The name of one of the table's indexes. PostgreSQL truncates names to 63 bytes, which
-/// could make the two index names equal (or equal to the table's); a long table name is
-/// therefore shortened and disambiguated with a stable hash of the full name.
-fn index_name(table: &str, suffix: &str) -> String {
-    let name = format!("{table}_{suffix}");
-    if name.len() <= MAX_IDENTIFIER_LEN {
-        return name;
-    }
-    // FNV-1a: stable across Rust and crate versions, unlike `DefaultHasher`, so the name
-    // computed by a later release finds the index an earlier one created.
-    let hash = table.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    let keep = MAX_IDENTIFIER_LEN - suffix.len() - 10;
-    // `table` is ASCII (checked by `check_identifier`), so any byte index is a char boundary.
-    let prefix = table.get(..keep).unwrap_or(table);
-    format!("{prefix}_{hash:08x}_{suffix}")
-}
-
-/// Errors raised by the store itself, reported as the source of a [`SessionError::Store`].
-#[derive(Debug)]
-enum StoreError {
-    /// A time or version that does not fit the table's `BIGINT` columns.
-    OutOfRange { field: &'static str },
-    /// A row that does not decode into a record.
-    MalformedRow {
-        problem: &'static str,
-        source: Option<serde_json::Error>,
-    },
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfRange { field } => write!(
-                f,
-                "{field} does not fit the sessions table (a 64-bit integer of milliseconds \
-                 or versions)"
-            ),
-            Self::MalformedRow { problem, .. } => {
-                write!(f, "malformed row in the sessions table: {problem}")
-            }
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            Self::MalformedRow {
-                source: Some(source),
-                ..
-            } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-fn malformed(problem: &'static str) -> SessionError {
-    SessionError::store(StoreError::MalformedRow {
-        problem,
-        source: None,
-    })
-}
-
-/// Milliseconds since the epoch, rounded down (also before the epoch), so a stored deadline
-/// is never later than the real one.
-fn to_millis(time: SystemTime, field: &'static str) -> Result<i64, SessionError> {
-    let millis = match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => i128::try_from(since.as_millis()).ok(),
-        Err(before) => {
-            let before = before.duration();
-            let partial = i128::from(before.subsec_nanos() % 1_000_000 != 0);
-            i128::try_from(before.as_millis())
-                .ok()
-                .map(|whole| -(whole + partial))
-        }
-    };
-    millis
-        .and_then(|millis| i64::try_from(millis).ok())
-        .ok_or_else(|| SessionError::store(StoreError::OutOfRange { field }))
-}
-
-/// The time `millis` milliseconds after the epoch, as read back from a row.
-fn from_millis(millis: i64, problem: &'static str) -> Result<SystemTime, SessionError> {
-    let offset = Duration::from_millis(millis.unsigned_abs());
-    let time = if millis >= 0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
-    };
-    time.ok_or_else(|| malformed(problem))
-}
-
-fn to_version(version: u64, field: &'static str) -> Result<i64, SessionError> {
-    i64::try_from(version).map_err(|_| SessionError::store(StoreError::OutOfRange { field }))
-}
-
-fn push<'t, T>(args: &mut PgArguments, value: T) -> Result<(), SessionError>
-where
-    T: Encode<'t, Postgres> + Type<Postgres>,
-{
-    args.add(value).map_err(SessionError::store)
-}
-
-/// Binds `$1` to the key and `$2`..`$8` to the record's columns, in table order.
-fn record_arguments(key: &StoreKey, record: &Record) -> Result<PgArguments, SessionError> {
-    let expiry = record
-        .expiry
-        .map(|expiry| serde_json::to_string(&expiry))
-        .transpose()
-        .map_err(SessionError::store)?;
-    let mut args = PgArguments::default();
-    push(&mut args, key.as_bytes().as_slice())?;
-    push(&mut args, to_version(record.version, "version")?)?;
-    push(&mut args, record.user.as_deref())?;
-    push(&mut args, to_millis(record.created_at, "created_at")?)?;
-    push(&mut args, to_millis(record.last_active, "last_active")?)?;
-    push(&mut args, to_millis(record.expires_at, "expires_at")?)?;
-    push(&mut args, expiry)?;
-    push(&mut args, record.data.as_slice())?;
-    Ok(args)
-}
-
-fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, SessionError>
-where
-    T: sqlx::Decode<'r, Postgres> + Type<Postgres>,
-{
-    row.try_get(name).map_err(SessionError::store)
-}
-
-fn decode_record(row: &PgRow) -> Result<Record, SessionError> {
-    let version =
-        u64::try_from(column::<i64>(row, "version")?).map_err(|_| malformed("negative version"))?;
-    let expiry = column::<Option<String>>(row, "expiry")?
-        .map(|text| serde_json::from_str::<Expiry>(&text))
-        .transpose()
-        .map_err(|source| {
-            SessionError::store(StoreError::MalformedRow {
-                problem: "expiry is not a valid Expiry",
-                source: Some(source),
-            })
-        })?;
-    Ok(Record {
-        version,
-        user: column(row, "user_id")?,
-        created_at: from_millis(column(row, "created_at")?, "created_at out of range")?,
-        last_active: from_millis(column(row, "last_active")?, "last_active out of range")?,
-        expires_at: from_millis(column(row, "expires_at")?, "expires_at out of range")?,
-        expiry,
-        data: column(row, "data")?,
-    })
-}
-
-fn decode_info(row: &PgRow) -> Result<SessionInfo, SessionError> {
-    let key: Vec<u8> = column(row, "key")?;
-    let key = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| malformed("key is not 32 bytes"))?;
-    Ok(SessionInfo {
-        handle: SessionHandle::from_store_key(StoreKey::from_bytes(key)),
-        created_at: from_millis(column(row, "created_at")?, "created_at out of range")?,
-        last_active: from_millis(column(row, "last_active")?, "last_active out of range")?,
-        expires_at: from_millis(column(row, "expires_at")?, "expires_at out of range")?,
-    })
 }
 
 /// Why a conditional write on `key` touched no row, judged from the live version read just
@@ -1002,78 +583,6 @@ impl SessionStore for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers_are_plain_names_only() {
-        for good in ["sessions", "_private", "App_Sessions2", &"a".repeat(63)] {
-            assert!(check_identifier("table", good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "1abc",
-            "a;drop table x",
-            "a\"b",
-            "a b",
-            "a-b",
-            "é",
-            &"a".repeat(64),
-        ] {
-            let error = check_identifier("table", bad).expect_err(bad);
-            assert!(matches!(
-                error,
-                ConfigError::InvalidStoreSetting {
-                    setting: "table",
-                    ..
-                }
-            ));
-            assert!(
-                error.to_string().contains("plain PostgreSQL identifier"),
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
-    fn index_names_fit_and_stay_distinct() {
-        assert_eq!(
-            index_name("sessionware_sessions", "expires_at_idx"),
-            "sessionware_sessions_expires_at_idx"
-        );
-        let long = "t".repeat(63);
-        let expires = index_name(&long, "expires_at_idx");
-        let user = index_name(&long, "user_id_idx");
-        assert!(expires.len() <= MAX_IDENTIFIER_LEN, "{expires}");
-        assert!(user.len() <= MAX_IDENTIFIER_LEN, "{user}");
-        assert_ne!(expires, user);
-        assert_ne!(expires, long);
-        let other = format!("{}u", "t".repeat(62));
-        assert_ne!(index_name(&other, "expires_at_idx"), expires);
-        assert!(check_identifier("index", &expires).is_ok());
-    }
-
-    #[test]
-    fn millis_round_down_and_round_trip() {
-        let whole = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        assert_eq!(to_millis(whole, "t").ok(), Some(1_700_000_000_123));
-        assert_eq!(from_millis(1_700_000_000_123, "t").ok(), Some(whole));
-        let partial = whole + Duration::from_micros(999);
-        assert_eq!(to_millis(partial, "t").ok(), Some(1_700_000_000_123));
-        let before = UNIX_EPOCH - Duration::from_micros(1_500);
-        assert_eq!(to_millis(before, "t").ok(), Some(-2));
-        assert_eq!(
-            from_millis(-2, "t").ok(),
-            Some(UNIX_EPOCH - Duration::from_millis(2))
-        );
-    }
-
-    #[test]
-    fn versions_beyond_bigint_are_refused() {
-        assert_eq!(to_version(7, "v").ok(), Some(7));
-        assert!(matches!(
-            to_version(u64::MAX, "v"),
-            Err(SessionError::Store(_))
-        ));
-    }
 
     #[test]
     fn a_miss_with_another_live_version_is_a_conflict() {

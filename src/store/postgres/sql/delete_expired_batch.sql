@@ -1,0 +1,3 @@
+DELETE FROM {table} WHERE key IN (
+    SELECT key FROM {table} WHERE expires_at <= $1
+    LIMIT $2 FOR UPDATE SKIP LOCKED)
