@@ -218,7 +218,7 @@ impl<S> SessionLayer<S> {
         self
     }
 
-    /// The clock the layer reads. Default: [`SystemClock`]. Tests pass a
+    /// The clock the layer reads. Default: [`SystemClock`](crate::SystemClock). Tests pass a
     /// [`ManualClock`](crate::ManualClock) to move time without sleeping.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.settings_mut().clock = Arc::new(clock);
