@@ -50,7 +50,9 @@ use axum::routing::{get, post};
 use axum::{Router, serve};
 use serde::Deserialize;
 use sessionware::store::Sweeper;
-use sessionware::{DynStore, Key, MemoryStore, Session, SessionError, SessionLayer};
+use std::sync::Arc;
+
+use sessionware::{Key, MemoryStore, Session, SessionError, SessionLayer, SessionStore};
 use tokio::net::TcpListener;
 
 type AnyError = Box<dyn Error + Send + Sync>;
@@ -118,7 +120,7 @@ async fn run() -> Result<(), AnyError> {
 }
 
 /// The application: its routes, wrapped in the session layer.
-fn app(sessions: SessionLayer<DynStore>) -> Router {
+fn app(sessions: SessionLayer<Arc<dyn SessionStore>>) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -232,21 +234,21 @@ fn signing_key() -> Result<Key, AnyError> {
     Ok(Key::generate())
 }
 
-/// The store named by `SESSION_STORE`, behind [`DynStore`] so that one layer type serves
-/// all three, and the memory store's background sweeper.
-async fn store_from_env() -> Result<(DynStore, Option<Sweeper>), AnyError> {
+/// The store named by `SESSION_STORE`, as a `dyn SessionStore` so that one layer type
+/// serves all three, and the memory store's background sweeper.
+async fn store_from_env() -> Result<(Arc<dyn SessionStore>, Option<Sweeper>), AnyError> {
     match env_or("SESSION_STORE", "memory").as_str() {
         "memory" => {
             let store = MemoryStore::default();
             let sweeper = store.spawn_sweeper(Duration::from_secs(60));
-            Ok((DynStore::new(store), Some(sweeper)))
+            Ok((Arc::new(store), Some(sweeper)))
         }
         #[cfg(feature = "redis")]
         "redis" => {
             let url = required_env("REDIS_URL")?;
             // Redis drops expired sessions by itself (native TTLs): no cleanup task.
-            let store = sessionware::RedisStore::open(&url).await?;
-            Ok((DynStore::new(store), None))
+            let store = sessionware::RedisStore::connect(&url).await?;
+            Ok((Arc::new(store), None))
         }
         #[cfg(feature = "postgres")]
         "postgres" => {
@@ -254,7 +256,7 @@ async fn store_from_env() -> Result<(DynStore, Option<Sweeper>), AnyError> {
             let store = sessionware::PostgresStore::connect(&url).await?;
             store.migrate().await?;
             spawn_postgres_cleanup(store.clone());
-            Ok((DynStore::new(store), None))
+            Ok((Arc::new(store), None))
         }
         #[cfg(not(feature = "redis"))]
         "redis" => Err("SESSION_STORE=redis needs the `redis` feature: \

@@ -10,7 +10,7 @@ use crate::events::{Counters, Event};
 use crate::expiry::{Clock, Lifetime, SystemClock};
 use crate::hooks::ErrorHooks;
 use crate::key::{Key, Keyring};
-use crate::store::StoreHandle;
+use crate::store::SessionStore;
 
 /// The default of [`SessionLayer::conflict_budget`](crate::SessionLayer::conflict_budget):
 /// of the order of a store timeout.
@@ -23,7 +23,7 @@ const DEFAULT_MAX_DATA_LEN: usize = 64 * 1024;
 /// services, response futures and sessions hold it behind one `Arc`.
 #[derive(Clone)]
 pub(crate) struct Context {
-    pub(crate) store: StoreHandle,
+    pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) keys: Keyring,
     pub(crate) cookie: CookieConfig,
     /// Rendered from `cookie` on first use; reset by every change to the settings.
@@ -41,7 +41,7 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) fn new(store: StoreHandle, key: Key) -> Self {
+    pub(crate) fn new(store: Arc<dyn SessionStore>, key: Key) -> Self {
         Self {
             store,
             keys: Keyring::new(key),

@@ -1,8 +1,10 @@
-//! Errors: [`SessionError`] at run time, [`ConfigError`] when a layer is built.
+//! Errors: [`SessionError`] at run time, [`ConfigError`] when a layer or a store is built.
+//! A store's own failures are [`StoreError`]s, which a [`SessionError::Store`] carries.
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::time::Duration;
+
+use crate::store::StoreError;
 
 /// A boxed error source, kept intact so callers can inspect or downcast it.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -14,31 +16,14 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The store failed: the server is unreachable, a query failed, or a stored record could
-    /// not be decoded. The source is the store's own error.
-    Store(BoxError),
-    /// A store operation, connecting included, did not finish within the store's timeout
-    /// and was abandoned.
-    ///
-    /// Likely cause: the store's server is down, paused, overloaded or unreachable. Each
-    /// remote store's builder sets the timeout (`operation_timeout`, default 2 seconds).
-    StoreTimeout {
-        /// The operation that timed out (`load`, `save`, ...).
-        operation: &'static str,
-        /// The timeout it exceeded.
-        timeout: Duration,
-    },
+    /// The store failed; the [`StoreError`] says how (unavailable, timed out, a corrupt
+    /// record, full, an operation it does not support, ...).
+    Store(StoreError),
     /// A value could not be serialized into, or deserialized out of, the session.
     ///
     /// Likely cause: the type asked for in [`Session::get`](crate::Session::get) differs from
     /// the type that was stored under that key.
     Serialization(serde_json::Error),
-    /// The store is full and refused to create a new session.
-    ///
-    /// Raised by [`MemoryStore`](crate::MemoryStore) when its capacity is reached and neither
-    /// an expired nor an anonymous session can be evicted: it is full of authenticated
-    /// sessions. Existing sessions keep working.
-    CapacityExceeded,
     /// The session was deleted by another request (a logout or a revocation) while this one
     /// was using it. This request's changes were dropped and its cookie removed; the session
     /// is not recreated.
@@ -68,22 +53,26 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// Wraps a store failure, keeping `source` as the error's source.
-    pub fn store(source: impl Into<BoxError>) -> Self {
-        Self::Store(source.into())
+    /// The store's error, if this is one.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for SessionError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
     }
 }
 
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Store(_) => f.write_str("session store operation failed"),
-            Self::StoreTimeout { operation, timeout } => write!(
-                f,
-                "session store operation `{operation}` did not finish within {timeout:?}"
-            ),
+            Self::Store(_) => f.write_str("session store failed"),
             Self::Serialization(_) => f.write_str("session value could not be (de)serialized"),
-            Self::CapacityExceeded => f.write_str("session store is full"),
             Self::Interrupted => {
                 f.write_str("session was deleted by a concurrent request; changes were dropped")
             }
@@ -102,7 +91,7 @@ impl fmt::Display for SessionError {
 impl StdError for SessionError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Self::Store(source) => Some(source.as_ref()),
+            Self::Store(source) => Some(source),
             Self::Serialization(source) => Some(source),
             _ => None,
         }

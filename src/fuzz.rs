@@ -1075,7 +1075,9 @@ mod memory {
                     Err(error) => {
                         *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                         let name = match error {
-                            SessionError::CapacityExceeded => "capacity".to_owned(),
+                            SessionError::Store(crate::store::StoreError::CapacityExceeded) => {
+                                "capacity".to_owned()
+                            }
                             other => format!("{other:?}"),
                         };
                         let value = HeaderValue::from_str(&name)
@@ -1120,7 +1122,9 @@ mod memory {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     errors.push(match error {
-                        SessionError::CapacityExceeded => "capacity".to_owned(),
+                        SessionError::Store(crate::store::StoreError::CapacityExceeded) => {
+                            "capacity".to_owned()
+                        }
                         other => format!("{other:?}"),
                     });
                 });

@@ -126,7 +126,7 @@ impl fmt::Debug for StoreKey {
 /// # Security
 ///
 /// A handle identifies a session but does not prove ownership. Before revoking a handle that
-/// came from a request, check that it is among [`sessions_of`](crate::SessionStore::sessions_of)
+/// came from a request, check that it is among [`sessions_of`](crate::UserIndex::sessions_of)
 /// the logged-in user.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionHandle(StoreKey);

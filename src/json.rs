@@ -17,12 +17,14 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::SessionError;
+use crate::store::StoreError;
 
 pub(crate) fn parse_data(bytes: &[u8]) -> Result<Map<String, Value>, SessionError> {
     if bytes.is_empty() {
         return Ok(Map::new());
     }
-    serde_json::from_slice(bytes).map_err(SessionError::store)
+    serde_json::from_slice(bytes)
+        .map_err(|error| SessionError::Store(StoreError::corrupt("data", error)))
 }
 
 /// Reads the value under `key` straight from a stored JSON object, skipping the other
@@ -53,7 +55,7 @@ pub(crate) fn find_value<T: DeserializeOwned>(
         if in_value.get() && error.is_data() {
             SessionError::from(error)
         } else {
-            SessionError::store(error)
+            SessionError::Store(StoreError::corrupt("data", error))
         }
     })
 }
@@ -109,7 +111,7 @@ pub(crate) fn find_value_and_span<T: DeserializeOwned>(
     // Any error here is the object's: a raw value takes whatever JSON is there.
     let raw = de::Deserializer::deserialize_map(&mut deserializer, finder)
         .and_then(|raw| deserializer.end().map(|()| raw))
-        .map_err(SessionError::store)?;
+        .map_err(|error| SessionError::Store(StoreError::corrupt("data", error)))?;
     let Some(raw) = raw.map(RawValue::get) else {
         return Ok((None, None));
     };
@@ -142,7 +144,7 @@ pub(crate) fn splice_value(
             let close = data
                 .iter()
                 .rposition(|&byte| byte == b'}')
-                .ok_or_else(|| SessionError::store(NotAnObject))?;
+                .ok_or_else(|| SessionError::Store(StoreError::corrupt("data", NotAnObject)))?;
             let inside = &data[..close];
             let empty = inside.iter().rev().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
             out.extend_from_slice(inside);

@@ -15,7 +15,7 @@ use crate::events::SecurityEvents;
 use crate::expiry::Clock;
 use crate::key::Key;
 use crate::service::SessionService;
-use crate::store::{SessionStore, StoreHandle};
+use crate::store::SessionStore;
 
 /// A `tower` layer that gives every request a [`Session`](crate::Session).
 ///
@@ -42,12 +42,12 @@ use crate::store::{SessionStore, StoreHandle};
 /// `SameSite=Lax`, `Path=/`, no `Domain`; 30 minutes idle timeout, 12 hours absolute timeout.
 /// Settings that weaken them have names that say so.
 #[must_use]
-pub struct SessionLayer<S> {
+pub struct SessionLayer<S: ?Sized> {
     store: Arc<S>,
     context: Arc<Context>,
 }
 
-impl<S> Clone for SessionLayer<S> {
+impl<S: ?Sized> Clone for SessionLayer<S> {
     fn clone(&self) -> Self {
         Self {
             store: Arc::clone(&self.store),
@@ -60,15 +60,14 @@ impl<S: SessionStore> SessionLayer<S> {
     /// A layer keeping sessions in `store` and signing cookies with `key`.
     pub fn new(store: S, key: Key) -> Self {
         let store = Arc::new(store);
-        let handle = StoreHandle::new(store.clone());
         Self {
+            context: Arc::new(Context::new(store.clone(), key)),
             store,
-            context: Arc::new(Context::new(handle, key)),
         }
     }
 }
 
-impl<S> SessionLayer<S> {
+impl<S: ?Sized> SessionLayer<S> {
     fn settings_mut(&mut self) -> &mut Context {
         let context = Arc::make_mut(&mut self.context);
         context.settings_changed();
@@ -280,7 +279,7 @@ impl<S> SessionLayer<S> {
     }
 }
 
-impl<S, Inner> Layer<Inner> for SessionLayer<S> {
+impl<S: ?Sized, Inner> Layer<Inner> for SessionLayer<S> {
     type Service = SessionService<Inner>;
 
     /// Wraps `inner`.
@@ -297,7 +296,7 @@ impl<S, Inner> Layer<Inner> for SessionLayer<S> {
     }
 }
 
-impl<S> fmt::Debug for SessionLayer<S> {
+impl<S: ?Sized> fmt::Debug for SessionLayer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
             .field("cookie", &self.context.cookie)

@@ -58,10 +58,9 @@
 //! # Design notes
 //!
 //! - Handlers take a plain [`Session`], whatever the store, so the handle reaches the store
-//!   through one type-erased pointer; the layer itself stays generic over its store. A store
-//!   call through that pointer costs one boxed future, except for stores that answer without
-//!   waiting: they implement [`ImmediateStore`] (as [`MemoryStore`] does, also behind
-//!   [`DynStore`]) and are called directly.
+//!   through one `dyn SessionStore` pointer; the layer itself stays generic over its store.
+//!   Store operations return a [`StoreFuture`]: ready at once, without an allocation, from a
+//!   store that answers without waiting (as [`MemoryStore`] does), boxed from one doing I/O.
 //! - [`Session::update`] commits at once, together with the request's other pending changes,
 //!   so that its result is the committed value; an ID rotation requested earlier in the
 //!   request still waits for the response. A session that `update` created is deleted again
@@ -117,11 +116,11 @@ pub use layer::SessionLayer;
 pub use service::SessionService;
 pub use session::Session;
 pub use store::{
-    CreateOutcome, DynStore, ImmediateStore, LoadOutcome, Record, RotateOutcome, SaveOutcome,
-    SessionInfo, SessionStore, TouchOutcome,
+    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+    StoreError, StoreFuture, TouchOutcome, UserIndex,
 };
 #[cfg(feature = "memory-store")]
-pub use store::{MemoryStore, MemoryStoreBuilder};
+pub use store::{MemoryStore, MemoryStoreBuilder, Sweeper};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]

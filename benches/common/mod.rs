@@ -564,7 +564,7 @@ pub(crate) mod stores {
             let mut keys = Vec::with_capacity(if keep_keys { n } else { 0 });
             for _ in 0..n {
                 let key = StoreKey::from_bytes(rng.bytes32());
-                let outcome = store.create(&key, &record).await.expect("create");
+                let outcome = store.create(&key, &record, now).await.expect("create");
                 assert_eq!(outcome, CreateOutcome::Created);
                 if keep_keys {
                     keys.push(key);

@@ -309,7 +309,7 @@ impl Session {
         for _ in 0..MAX_ID_DRAWS {
             let id = SessionId::generate();
             let key = id.store_key();
-            match context.store.create(&key, &record).await? {
+            match context.store.create(&key, &record, now).await? {
                 CreateOutcome::Created => {
                     state.issued_here = true;
                     state.carried = None;

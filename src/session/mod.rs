@@ -26,6 +26,7 @@ use crate::id::{SessionHandle, SessionId};
 use crate::json::find_value_and_span;
 use crate::json::splice_value;
 use crate::key::SignedWith;
+use crate::store::{SessionInfo, StoreError, UserIndex};
 
 use engine::Committed;
 pub(crate) use settle::{Fate, Settled};
@@ -280,8 +281,9 @@ impl Session {
     /// [`SessionError::Destroyed`].
     pub async fn destroy(&self) -> Result<(), SessionError> {
         let mut state = self.loaded().await?;
+        let now = state.now(&self.inner.context);
         if let Base::Stored { key, .. } = &state.base {
-            self.inner.context.store.delete(key).await?;
+            self.inner.context.store.delete(key, now).await?;
         }
         state.base = Base::Absent(Absence::Destroyed);
         state.changes = Changes::default();
@@ -329,8 +331,49 @@ impl Session {
             .map(|record| record.created_at))
     }
 
+    /// The live sessions of the logged-in user, this one included, at the layer's clock;
+    /// empty when nobody is logged in.
+    ///
+    /// Fails with [`StoreError::Unsupported`] when the store keeps no per-user index (see
+    /// [`SessionStore::user_index`](crate::SessionStore::user_index)).
+    pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        let index = self.user_index("sessions_of")?;
+        let mut state = self.loaded().await?;
+        let now = state.now(&self.inner.context);
+        let Some(user) = state.user() else {
+            return Ok(Vec::new());
+        };
+        Ok(index.sessions_of(&user, now).await?)
+    }
+
+    /// Logs the user out everywhere else: deletes every session of the logged-in user except
+    /// this one, and returns how many it deleted. Does nothing when nobody is logged in.
+    ///
+    /// Fails with [`StoreError::Unsupported`] when the store keeps no per-user index.
+    pub async fn revoke_other_sessions(&self) -> Result<u64, SessionError> {
+        let index = self.user_index("revoke_user")?;
+        let mut state = self.loaded().await?;
+        let now = state.now(&self.inner.context);
+        let Some(user) = state.user() else {
+            return Ok(0);
+        };
+        let current = match &state.base {
+            Base::Stored { key, .. } => Some(SessionHandle::from_store_key(*key)),
+            Base::Unloaded | Base::Absent(_) => None,
+        };
+        Ok(index.revoke_user(&user, current.as_ref(), now).await?)
+    }
+
+    fn user_index(&self, operation: &'static str) -> Result<&dyn UserIndex, SessionError> {
+        self.inner
+            .context
+            .store
+            .user_index()
+            .ok_or(SessionError::Store(StoreError::Unsupported { operation }))
+    }
+
     /// The opaque handle of the stored session (for
-    /// [`SessionStore::revoke_user`](crate::SessionStore::revoke_user)'s `except`), or `None`
+    /// [`UserIndex::revoke_user`](crate::UserIndex::revoke_user)'s `except`), or `None`
     /// if nothing is stored yet. After [`cycle_id`](Self::cycle_id) or
     /// [`login`](Self::login) the handle changes when the response is ready.
     pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {

@@ -96,7 +96,7 @@ impl Session {
         if fate == Fate::Discard {
             if state.issued_here {
                 if let Base::Stored { key, .. } = &state.base {
-                    context.store.delete(key).await?;
+                    context.store.delete(key, now).await?;
                 }
                 // The record of the client's cookie (if any) is gone: rotated away.
                 state.base = Base::Absent(Absence::Ended);

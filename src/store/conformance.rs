@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::id::{SessionHandle, SessionId, StoreKey};
 use crate::store::{
     CreateOutcome, LoadOutcome, ROTATION_MARKER_LIFETIME, Record, RotateOutcome, SaveOutcome,
-    SessionStore, TouchOutcome,
+    SessionStore, TouchOutcome, UserIndex,
 };
 
 /// Runs every check of the suite against `store`.
@@ -43,11 +43,20 @@ pub async fn run_all<S: SessionStore + Clone>(store: &S) {
     rotation_leaves_a_short_lived_marker(store).await;
     expired_records_are_never_returned(store).await;
     delete_expired_purges_only_expired(store).await;
-    user_index_lists_and_revokes(store).await;
-    user_index_follows_rotation_and_user_change(store).await;
+    if store.user_index().is_some() {
+        user_index_lists_and_revokes(store).await;
+        user_index_follows_rotation_and_user_change(store).await;
+    }
     concurrent_saves_admit_one_winner(store).await;
     concurrent_creates_admit_one_winner(store).await;
-    immediate_methods_agree(store).await;
+    immediate_futures_are_ready(store).await;
+}
+
+/// The store's per-user index; the index checks run only on stores that have one.
+fn index<S: SessionStore + ?Sized>(store: &S) -> &dyn UserIndex {
+    store
+        .user_index()
+        .expect("the index checks run only on stores with a per-user index")
 }
 
 /// A fresh random store key.
@@ -107,7 +116,10 @@ pub async fn create_then_load_round_trips<S: SessionStore>(store: &S) {
     let mut record = sample_record(Some(&fresh_user()), r#"{"a":1,"text":"é \" \\ ünïcode"}"#);
     record.expiry = Some(crate::Expiry::OnInactivity(Duration::from_secs(90)));
     assert_eq!(
-        store.create(&key, &record).await.expect("create failed"),
+        store
+            .create(&key, &record, now_millis())
+            .await
+            .expect("create failed"),
         CreateOutcome::Created
     );
     let loaded = found(store, &key, now_millis()).await;
@@ -124,7 +136,10 @@ pub async fn create_then_load_round_trips<S: SessionStore>(store: &S) {
     }
     big.push_str("\"end\":null}");
     let record = sample_record(None, &big);
-    store.create(&key, &record).await.expect("create failed");
+    store
+        .create(&key, &record, now_millis())
+        .await
+        .expect("create failed");
     assert_eq!(
         found(store, &key, now_millis()).await.as_ref(),
         Some(&record),
@@ -136,10 +151,16 @@ pub async fn create_then_load_round_trips<S: SessionStore>(store: &S) {
 pub async fn create_never_overwrites<S: SessionStore>(store: &S) {
     let key = fresh_key();
     let original = sample_record(None, r#"{"owner":"first"}"#);
-    store.create(&key, &original).await.expect("create failed");
+    store
+        .create(&key, &original, now_millis())
+        .await
+        .expect("create failed");
     let intruder = sample_record(None, r#"{"owner":"second"}"#);
     assert_eq!(
-        store.create(&key, &intruder).await.expect("create failed"),
+        store
+            .create(&key, &intruder, now_millis())
+            .await
+            .expect("create failed"),
         CreateOutcome::Collision,
         "create over an existing record must report a collision"
     );
@@ -155,7 +176,10 @@ pub async fn save_is_compare_and_swap<S: SessionStore>(store: &S) {
     let key = fresh_key();
     let now = now_millis();
     let first = sample_record(None, r#"{"n":1}"#);
-    store.create(&key, &first).await.expect("create failed");
+    store
+        .create(&key, &first, now_millis())
+        .await
+        .expect("create failed");
 
     let mut second = first.clone();
     second.version = 2;
@@ -207,7 +231,10 @@ pub async fn save_never_recreates<S: SessionStore>(store: &S) {
     let key = fresh_key();
     let mut expired = sample_record(None, "{}");
     expired.expires_at = now - Duration::from_secs(1);
-    store.create(&key, &expired).await.expect("create failed");
+    store
+        .create(&key, &expired, now_millis())
+        .await
+        .expect("create failed");
     let mut revived = sample_record(None, r#"{"revived":true}"#);
     revived.version = 2;
     assert_eq!(
@@ -225,7 +252,10 @@ pub async fn touch_extends_without_rewriting<S: SessionStore>(store: &S) {
     let key = fresh_key();
     let now = now_millis();
     let record = sample_record(None, r#"{"keep":"me"}"#);
-    store.create(&key, &record).await.expect("create failed");
+    store
+        .create(&key, &record, now_millis())
+        .await
+        .expect("create failed");
     let later = now + Duration::from_secs(10);
     let new_deadline = now + Duration::from_secs(7200);
     assert_eq!(
@@ -266,7 +296,10 @@ pub async fn touch_refuses_a_stale_version<S: SessionStore>(store: &S) {
     let key = fresh_key();
     let now = now_millis();
     let record = sample_record(None, "{}");
-    store.create(&key, &record).await.expect("create failed");
+    store
+        .create(&key, &record, now_millis())
+        .await
+        .expect("create failed");
     let mut fixed = record.clone();
     fixed.version = 2;
     fixed.expires_at = now + Duration::from_secs(60);
@@ -291,7 +324,10 @@ pub async fn rotation_leaves_a_short_lived_marker<S: SessionStore>(store: &S) {
     let user = fresh_user();
     let now = now_millis();
     let record = sample_record(Some(&user), r#"{"a":1}"#);
-    store.create(&old, &record).await.expect("create failed");
+    store
+        .create(&old, &record, now_millis())
+        .await
+        .expect("create failed");
     let mut moved = record.clone();
     moved.version = 2;
     assert_eq!(
@@ -327,18 +363,23 @@ pub async fn rotation_leaves_a_short_lived_marker<S: SessionStore>(store: &S) {
         TouchOutcome::Conflict
     );
     assert_eq!(
-        store.create(&old, &record).await.expect("create failed"),
+        store
+            .create(&old, &record, now_millis())
+            .await
+            .expect("create failed"),
         CreateOutcome::Collision
     );
-    let listed = store
-        .sessions_of(&user, now)
-        .await
-        .expect("sessions_of failed");
-    assert_eq!(
-        listed.iter().map(|info| info.handle).collect::<Vec<_>>(),
-        vec![SessionHandle::from_store_key(new)],
-        "the marker must not be listed"
-    );
+    if let Some(index) = store.user_index() {
+        let listed = index
+            .sessions_of(&user, now)
+            .await
+            .expect("sessions_of failed");
+        assert_eq!(
+            listed.iter().map(|info| info.handle).collect::<Vec<_>>(),
+            vec![SessionHandle::from_store_key(new)],
+            "the marker must not be listed"
+        );
+    }
     assert_eq!(found(store, &new, now).await, Some(moved), "the new record");
 
     let after = now + ROTATION_MARKER_LIFETIME;
@@ -349,26 +390,33 @@ pub async fn rotation_leaves_a_short_lived_marker<S: SessionStore>(store: &S) {
         ),
         "the marker must expire after ROTATION_MARKER_LIFETIME"
     );
-    store
-        .revoke_user(&user, None)
-        .await
-        .expect("revoke_user failed");
-    store.delete(&old).await.expect("delete failed");
+    store.delete(&new, now).await.expect("delete failed");
+    store.delete(&old, now).await.expect("delete failed");
 }
 
 /// `delete` removes the record and reports whether there was one.
 pub async fn delete_removes<S: SessionStore>(store: &S) {
     let key = fresh_key();
     store
-        .create(&key, &sample_record(None, "{}"))
+        .create(&key, &sample_record(None, "{}"), now_millis())
         .await
         .expect("create failed");
-    assert!(store.delete(&key).await.expect("delete failed"));
+    assert!(
+        store
+            .delete(&key, now_millis())
+            .await
+            .expect("delete failed")
+    );
     assert_eq!(
         store.load(&key, now_millis()).await.expect("load failed"),
         LoadOutcome::Missing
     );
-    assert!(!store.delete(&key).await.expect("delete failed"));
+    assert!(
+        !store
+            .delete(&key, now_millis())
+            .await
+            .expect("delete failed")
+    );
 }
 
 /// `rotate` leaves the new record, with the contents given, and a marker under the old key.
@@ -376,7 +424,10 @@ pub async fn rotate_moves_in_one_step<S: SessionStore>(store: &S) {
     let (old, new) = (fresh_key(), fresh_key());
     let now = now_millis();
     let record = sample_record(None, r#"{"cart":[1,2]}"#);
-    store.create(&old, &record).await.expect("create failed");
+    store
+        .create(&old, &record, now_millis())
+        .await
+        .expect("create failed");
     let mut moved = record.clone();
     moved.version = 2;
     assert_eq!(
@@ -399,7 +450,10 @@ pub async fn rotate_refuses_conflicts_and_collisions<S: SessionStore>(store: &S)
     let now = now_millis();
     let (old, new) = (fresh_key(), fresh_key());
     let record = sample_record(None, r#"{"v":"old"}"#);
-    store.create(&old, &record).await.expect("create failed");
+    store
+        .create(&old, &record, now_millis())
+        .await
+        .expect("create failed");
     let mut moved = record.clone();
     moved.version = 8;
     assert_eq!(
@@ -416,7 +470,10 @@ pub async fn rotate_refuses_conflicts_and_collisions<S: SessionStore>(store: &S)
     );
 
     let occupant = sample_record(None, r#"{"v":"occupant"}"#);
-    store.create(&new, &occupant).await.expect("create failed");
+    store
+        .create(&new, &occupant, now_millis())
+        .await
+        .expect("create failed");
     moved.version = 2;
     assert_eq!(
         store
@@ -449,7 +506,10 @@ pub async fn expired_records_are_never_returned<S: SessionStore>(store: &S) {
     let now = now_millis();
     let mut record = sample_record(None, "{}");
     record.expires_at = now + Duration::from_secs(60);
-    store.create(&key, &record).await.expect("create failed");
+    store
+        .create(&key, &record, now_millis())
+        .await
+        .expect("create failed");
     assert!(found(store, &key, now).await.is_some());
     let at_deadline = record.expires_at;
     assert!(
@@ -472,13 +532,19 @@ pub async fn delete_expired_purges_only_expired<S: SessionStore>(store: &S) {
         let key = fresh_key();
         let mut record = sample_record(None, "{}");
         record.expires_at = now + Duration::from_secs(5);
-        store.create(&key, &record).await.expect("create failed");
+        store
+            .create(&key, &record, now_millis())
+            .await
+            .expect("create failed");
         expired_keys.push(key);
     }
     let live = fresh_key();
     let mut record = sample_record(None, "{}");
     record.expires_at = now + Duration::from_secs(7200);
-    store.create(&live, &record).await.expect("create failed");
+    store
+        .create(&live, &record, now_millis())
+        .await
+        .expect("create failed");
 
     let later = now + Duration::from_secs(60);
     let purged = store
@@ -491,7 +557,10 @@ pub async fn delete_expired_purges_only_expired<S: SessionStore>(store: &S) {
     );
     for key in &expired_keys {
         assert!(
-            !store.delete(key).await.expect("delete failed"),
+            !store
+                .delete(key, now_millis())
+                .await
+                .expect("delete failed"),
             "delete_expired left an expired record behind"
         );
     }
@@ -509,24 +578,24 @@ pub async fn user_index_lists_and_revokes<S: SessionStore>(store: &S) {
     let keys: Vec<StoreKey> = (0..3).map(|_| fresh_key()).collect();
     for key in &keys {
         store
-            .create(key, &sample_record(Some(&user), "{}"))
+            .create(key, &sample_record(Some(&user), "{}"), now_millis())
             .await
             .expect("create failed");
     }
     let bystander = fresh_key();
     store
-        .create(&bystander, &sample_record(Some(&other), "{}"))
+        .create(&bystander, &sample_record(Some(&other), "{}"), now_millis())
         .await
         .expect("create failed");
     let expired = fresh_key();
     let mut record = sample_record(Some(&user), "{}");
     record.expires_at = now - Duration::from_secs(1);
     store
-        .create(&expired, &record)
+        .create(&expired, &record, now_millis())
         .await
         .expect("create failed");
 
-    let listed: HashSet<SessionHandle> = store
+    let listed: HashSet<SessionHandle> = index(store)
         .sessions_of(&user, now)
         .await
         .expect("sessions_of failed")
@@ -543,8 +612,8 @@ pub async fn user_index_lists_and_revokes<S: SessionStore>(store: &S) {
     );
 
     let keep = SessionHandle::from_store_key(keys[0]);
-    let revoked = store
-        .revoke_user(&user, Some(&keep))
+    let revoked = index(store)
+        .revoke_user(&user, Some(&keep), now_millis())
         .await
         .expect("revoke_user failed");
     assert_eq!(revoked, 2, "revoke_user must report what it deleted");
@@ -560,19 +629,29 @@ pub async fn user_index_lists_and_revokes<S: SessionStore>(store: &S) {
         "revoke_user must not touch other users"
     );
 
-    assert!(store.revoke(&keep).await.expect("revoke failed"));
-    assert!(found(store, &keys[0], now).await.is_none());
-    assert!(!store.revoke(&keep).await.expect("revoke failed"));
     assert!(
-        store
+        index(store)
+            .revoke(&keep, now_millis())
+            .await
+            .expect("revoke failed")
+    );
+    assert!(found(store, &keys[0], now).await.is_none());
+    assert!(
+        !index(store)
+            .revoke(&keep, now_millis())
+            .await
+            .expect("revoke failed")
+    );
+    assert!(
+        index(store)
             .sessions_of(&user, now)
             .await
             .expect("sessions_of failed")
             .is_empty()
     );
     assert_eq!(
-        store
-            .revoke_user(&other, None)
+        index(store)
+            .revoke_user(&other, None, now_millis())
             .await
             .expect("revoke_user failed"),
         1
@@ -586,14 +665,17 @@ pub async fn user_index_follows_rotation_and_user_change<S: SessionStore>(store:
     let (alice, bob) = (fresh_user(), fresh_user());
     let (old, new) = (fresh_key(), fresh_key());
     let record = sample_record(Some(&alice), "{}");
-    store.create(&old, &record).await.expect("create failed");
+    store
+        .create(&old, &record, now_millis())
+        .await
+        .expect("create failed");
     let mut moved = record.clone();
     moved.version = 2;
     store
         .rotate(&old, &new, &moved, 1, now)
         .await
         .expect("rotate failed");
-    let listed: Vec<SessionHandle> = store
+    let listed: Vec<SessionHandle> = index(store)
         .sessions_of(&alice, now)
         .await
         .expect("sessions_of failed")
@@ -610,7 +692,7 @@ pub async fn user_index_follows_rotation_and_user_change<S: SessionStore>(store:
         .await
         .expect("save failed");
     assert!(
-        store
+        index(store)
             .sessions_of(&alice, now)
             .await
             .expect("sessions_of failed")
@@ -618,103 +700,25 @@ pub async fn user_index_follows_rotation_and_user_change<S: SessionStore>(store:
         "a session that changed user must leave the old user's index"
     );
     assert_eq!(
-        store
-            .revoke_user(&alice, None)
+        index(store)
+            .revoke_user(&alice, None, now_millis())
             .await
             .expect("revoke_user failed"),
         0,
         "revoking the old user must not delete the session now owned by another"
     );
     assert_eq!(
-        store
+        index(store)
             .sessions_of(&bob, now)
             .await
             .expect("sessions_of failed")
             .len(),
         1
     );
-    store
-        .revoke_user(&bob, None)
+    index(store)
+        .revoke_user(&bob, None, now_millis())
         .await
         .expect("revoke_user failed");
-}
-
-/// If the store is an [`ImmediateStore`](crate::store::ImmediateStore), its `*_now` methods
-/// behave as their async namesakes: each writes what the other reads.
-pub async fn immediate_methods_agree<S: SessionStore>(store: &S) {
-    let Some(immediate) = store.as_immediate() else {
-        return;
-    };
-    let now = now_millis();
-    let (key, moved_to) = (fresh_key(), fresh_key());
-    assert_eq!(
-        immediate.load_now(&key, now).expect("load_now failed"),
-        LoadOutcome::Missing
-    );
-    let record = sample_record(Some(&fresh_user()), r#"{"via":"create_now"}"#);
-    assert_eq!(
-        immediate
-            .create_now(&key, &record)
-            .expect("create_now failed"),
-        CreateOutcome::Created
-    );
-    assert_eq!(
-        immediate
-            .create_now(&key, &record)
-            .expect("create_now failed"),
-        CreateOutcome::Collision
-    );
-    assert_eq!(found(store, &key, now).await.as_ref(), Some(&record));
-
-    let mut next = record.clone();
-    next.version = 2;
-    next.data = br#"{"via":"save_now"}"#.to_vec();
-    assert_eq!(
-        immediate
-            .save_now(&key, &next, 7, now)
-            .expect("save_now failed"),
-        SaveOutcome::Conflict
-    );
-    assert_eq!(
-        immediate
-            .save_now(&key, &next, 1, now)
-            .expect("save_now failed"),
-        SaveOutcome::Saved
-    );
-    assert_eq!(
-        immediate.load_now(&key, now).expect("load_now failed"),
-        LoadOutcome::Found(next.clone())
-    );
-
-    let deadline = now + Duration::from_secs(7200);
-    assert_eq!(
-        immediate
-            .touch_now(&key, 2, now, deadline, now)
-            .expect("touch_now failed"),
-        TouchOutcome::Touched
-    );
-    next.last_active = now;
-    next.expires_at = deadline;
-    assert_eq!(found(store, &key, now).await.as_ref(), Some(&next));
-
-    let mut moved = next.clone();
-    moved.version = 3;
-    assert_eq!(
-        immediate
-            .rotate_now(&key, &moved_to, &moved, 2, now)
-            .expect("rotate_now failed"),
-        RotateOutcome::Rotated
-    );
-    assert_eq!(
-        store.load(&key, now).await.expect("load failed"),
-        LoadOutcome::Moved
-    );
-    assert!(immediate.delete_now(&moved_to).expect("delete_now failed"));
-    assert!(!immediate.delete_now(&moved_to).expect("delete_now failed"));
-    assert_eq!(
-        store.load(&moved_to, now).await.expect("load failed"),
-        LoadOutcome::Missing
-    );
 }
 
 /// Of many saves racing on one version, exactly one wins.
@@ -722,7 +726,7 @@ pub async fn concurrent_saves_admit_one_winner<S: SessionStore + Clone>(store: &
     let key = fresh_key();
     let now = now_millis();
     store
-        .create(&key, &sample_record(None, "{}"))
+        .create(&key, &sample_record(None, "{}"), now_millis())
         .await
         .expect("create failed");
     let attempts = (0..16).map(|i| {
@@ -750,7 +754,12 @@ pub async fn concurrent_creates_admit_one_winner<S: SessionStore + Clone>(store:
     let attempts = (0..16).map(|i| {
         let record = sample_record(None, &format!(r#"{{"creator":{i}}}"#));
         let store = store.clone();
-        async move { store.create(&key, &record).await.expect("create failed") }
+        async move {
+            store
+                .create(&key, &record, now_millis())
+                .await
+                .expect("create failed")
+        }
     });
     let outcomes = join_all(attempts).await;
     let winners = outcomes
@@ -774,4 +783,77 @@ async fn join_all<T: Send + 'static>(
         outputs.push(handle.await.expect("a racing task panicked"));
     }
     outputs
+}
+
+/// A store that says it [is immediate](SessionStore::is_immediate) returns futures that are
+/// ready at once: polled once, each operation is complete.
+pub async fn immediate_futures_are_ready<S: SessionStore>(store: &S) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn now_or_never<T>(future: impl Future<Output = T>) -> Option<T> {
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(value) => Some(value),
+            Poll::Pending => None,
+        }
+    }
+
+    if !store.is_immediate() {
+        return;
+    }
+    let now = now_millis();
+    let (key, moved_to) = (fresh_key(), fresh_key());
+    let record = sample_record(Some(&fresh_user()), r#"{"via":"ready"}"#);
+    let pending = "an immediate store returned a pending future";
+    assert_eq!(
+        now_or_never(store.create(&key, &record, now))
+            .expect(pending)
+            .expect("create failed"),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        now_or_never(store.load(&key, now))
+            .expect(pending)
+            .expect("load failed"),
+        LoadOutcome::Found(record.clone())
+    );
+    let mut next = record.clone();
+    next.version = 2;
+    assert_eq!(
+        now_or_never(store.save(&key, &next, 1, now))
+            .expect(pending)
+            .expect("save failed"),
+        SaveOutcome::Saved
+    );
+    assert_eq!(
+        now_or_never(store.touch(&key, 2, now, now + Duration::from_secs(60), now))
+            .expect(pending)
+            .expect("touch failed"),
+        TouchOutcome::Touched
+    );
+    let mut moved = next.clone();
+    moved.version = 3;
+    assert_eq!(
+        now_or_never(store.rotate(&key, &moved_to, &moved, 2, now))
+            .expect(pending)
+            .expect("rotate failed"),
+        RotateOutcome::Rotated
+    );
+    assert!(
+        now_or_never(store.delete(&moved_to, now))
+            .expect(pending)
+            .expect("delete failed")
+    );
+    assert!(
+        now_or_never(store.delete(&key, now))
+            .expect(pending)
+            .expect("delete failed")
+    );
+    now_or_never(store.delete_expired(now))
+        .expect(pending)
+        .expect("delete_expired failed");
 }

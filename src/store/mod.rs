@@ -1,27 +1,28 @@
 //! The [`SessionStore`] trait, the records it keeps, and the stores that ship with the crate.
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
 use std::future::Future;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::SessionError;
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
-mod erased;
+mod error;
+mod future;
 #[cfg(feature = "memory-store")]
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+pub mod time;
 
-pub use erased::BoxFuture;
-pub use erased::DynStore;
-pub(crate) use erased::StoreHandle;
+pub use error::StoreError;
+pub use future::StoreFuture;
 #[cfg(feature = "memory-store")]
 pub use memory::{MemoryStore, MemoryStoreBuilder, Sweeper};
 #[cfg(feature = "postgres")]
@@ -33,7 +34,7 @@ pub use redis::{RedisStore, RedisStoreBuilder};
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) const DEFAULT_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs a store operation, giving up with [`SessionError::StoreTimeout`] after `timeout`.
+/// Runs a store operation, giving up with [`StoreError::Timeout`] after `timeout`.
 /// Dropping the operation's future abandons it: a script or statement the server already
 /// received may still complete there, which every operation tolerates (each is atomic, and
 /// a retry after a timeout reads the outcome afresh).
@@ -41,11 +42,11 @@ pub(crate) const DEFAULT_OPERATION_TIMEOUT: std::time::Duration = std::time::Dur
 pub(crate) async fn within<T>(
     timeout: std::time::Duration,
     operation: &'static str,
-    future: impl Future<Output = Result<T, SessionError>>,
-) -> Result<T, SessionError> {
+    future: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, future).await {
         Ok(result) => result,
-        Err(_) => Err(SessionError::StoreTimeout { operation, timeout }),
+        Err(_) => Err(StoreError::Timeout { operation, timeout }),
     }
 }
 
@@ -93,10 +94,10 @@ impl Record {
 }
 
 /// Metadata about one live session of a user, as listed by
-/// [`SessionStore::sessions_of`]. Carries an opaque handle, never the session ID.
+/// [`UserIndex::sessions_of`]. Carries an opaque handle, never the session ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
-    /// The handle to pass to [`SessionStore::revoke`].
+    /// The handle to pass to [`UserIndex::revoke`].
     pub handle: SessionHandle,
     /// When the session was created.
     pub created_at: SystemTime,
@@ -186,14 +187,25 @@ pub enum RotateOutcome {
     Collision,
 }
 
-/// A place to keep sessions.
+/// A place to keep sessions: the operations the layer calls.
 ///
 /// Every operation is atomic in the store: a concurrent reader sees the state before or
 /// after it, never half of it. Keys are [`StoreKey`]s (SHA-256 of the session ID), never the
-/// ID itself. Time is passed in by the caller, so that stores and layer agree on "now".
+/// ID itself. Every operation receives `now` from the layer's [`Clock`](crate::Clock), so
+/// that stores and layer agree on the time and tests can move it; a store never reads the
+/// system clock for a decision.
+///
+/// Operations return a [`StoreFuture`]: [`StoreFuture::ready`] from a store that answers
+/// without waiting (then also override [`is_immediate`](Self::is_immediate)),
+/// [`StoreFuture::boxed`] from one doing I/O. The trait is object-safe, and the layer keeps
+/// its store as a `dyn SessionStore`.
+///
+/// The per-user index (listing and revoking a user's sessions) is a trait of its own,
+/// [`UserIndex`], which a store offers through [`user_index`](Self::user_index).
 ///
 /// The conformance suite, `sessionware::store::conformance` (feature `test-util`), checks
-/// all of this; run it against any new store:
+/// all of this; run it against any new store (`docs/custom-store.md` has a complete one-file
+/// example):
 ///
 /// ```ignore
 /// #[tokio::test(flavor = "multi_thread")]
@@ -205,48 +217,55 @@ pub enum RotateOutcome {
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads the record under `key`. Never returns a record whose `expires_at` is at or
     /// before `now`, even if no cleanup has run yet.
-    fn load(
-        &self,
-        key: &StoreKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
         now: SystemTime,
-    ) -> impl Future<Output = Result<LoadOutcome, SessionError>> + Send;
+    ) -> StoreFuture<'a, Result<LoadOutcome, StoreError>>;
 
     /// Inserts `record` under `key` only if no record exists there. An existing record
     /// (live or expired but not yet purged) is left untouched and reported as a
-    /// [`Collision`](CreateOutcome::Collision).
-    fn create(
-        &self,
-        key: &StoreKey,
-        record: &Record,
-    ) -> impl Future<Output = Result<CreateOutcome, SessionError>> + Send;
+    /// [`Collision`](CreateOutcome::Collision). `now` is the time of the request (a store
+    /// that makes room when full judges expiry by it).
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<CreateOutcome, StoreError>>;
 
     /// Replaces the record under `key` with `record` only if the stored version equals
     /// `expected_version` and the stored record is live at `now` (compare-and-swap).
     /// `record.version` is the new version (the caller sets it to `expected_version + 1`).
-    fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> impl Future<Output = Result<SaveOutcome, SessionError>> + Send;
+    ) -> StoreFuture<'a, Result<SaveOutcome, StoreError>>;
 
     /// Sets `last_active` and `expires_at` of the live record under `key`, leaving data and
     /// version untouched, only if the stored version equals `expected_version` (the version
     /// the caller loaded): a touch computed from a stale read must never move a deadline that
     /// a later save set. A missing record is not recreated; a rotation marker is a
     /// [`Conflict`](TouchOutcome::Conflict).
-    fn touch(
-        &self,
-        key: &StoreKey,
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
         expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> impl Future<Output = Result<TouchOutcome, SessionError>> + Send;
+    ) -> StoreFuture<'a, Result<TouchOutcome, StoreError>>;
 
-    /// Deletes the record (or rotation marker) under `key`. Returns whether one existed.
-    fn delete(&self, key: &StoreKey) -> impl Future<Output = Result<bool, SessionError>> + Send;
+    /// Deletes the record (or rotation marker) under `key`, expired or not, and removes it
+    /// from its user's index. Returns whether one existed.
+    fn delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>>;
 
     /// In one step: checks that the live record under `old` has `expected_version` and that
     /// nothing is filed under `new`, then inserts `record` under `new` and replaces the
@@ -259,88 +278,149 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Moved`](LoadOutcome::Moved), and `save` and `rotate` of it answer `Moved` too, so
     /// that the requests still in flight with the old cookie do not remove the new one from
     /// the browser, and a double-submitted login still ends logged in.
-    fn rotate(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> impl Future<Output = Result<RotateOutcome, SessionError>> + Send;
+    ) -> StoreFuture<'a, Result<RotateOutcome, StoreError>>;
 
     /// Deletes every record expired at `now` and returns how many it deleted.
-    fn delete_expired(
-        &self,
-        now: SystemTime,
-    ) -> impl Future<Output = Result<u64, SessionError>> + Send;
+    fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>>;
 
-    /// Lists the live sessions of `user`.
-    fn sessions_of(
-        &self,
-        user: &str,
-        now: SystemTime,
-    ) -> impl Future<Output = Result<Vec<SessionInfo>, SessionError>> + Send;
-
-    /// Deletes every session of `user` except `except`, and returns how many it deleted.
-    /// Takes effect on the very next request of each revoked session.
-    fn revoke_user(
-        &self,
-        user: &str,
-        except: Option<&SessionHandle>,
-    ) -> impl Future<Output = Result<u64, SessionError>> + Send;
-
-    /// Deletes the session behind `handle`. Returns whether one existed.
-    fn revoke(
-        &self,
-        handle: &SessionHandle,
-    ) -> impl Future<Output = Result<bool, SessionError>> + Send;
-
-    /// This store as an [`ImmediateStore`], if every request-path operation completes
-    /// without waiting (an in-process store). Default: `None`.
-    ///
-    /// The layer then calls the immediate methods directly and skips the boxed future that
-    /// each call through its type-erased store pointer otherwise costs.
-    fn as_immediate(&self) -> Option<&dyn ImmediateStore> {
+    /// This store's per-user index, if it keeps one. Default: none, and the index calls of
+    /// a [`Session`](crate::Session) fail with [`StoreError::Unsupported`].
+    fn user_index(&self) -> Option<&dyn UserIndex> {
         None
+    }
+
+    /// Whether every operation completes without waiting (every future it returns is
+    /// [`StoreFuture::ready`]), as for an in-process map. Default: `false`.
+    ///
+    /// The layer then lets writers of one session commit without queueing them (their
+    /// commits cannot interleave), and yields to the executor between compare-and-swap
+    /// retries instead of sleeping on a timer.
+    fn is_immediate(&self) -> bool {
+        false
     }
 }
 
-/// The request-path operations of a store that never waits, such as an in-process map.
+/// The per-user index of a store: the sessions of each logged-in user.
 ///
-/// Each method must behave exactly as its [`SessionStore`] namesake (the conformance suite
-/// checks the async ones; a store that implements both should forward one to the other).
-/// See [`SessionStore::as_immediate`].
-pub trait ImmediateStore: Send + Sync {
-    /// [`SessionStore::load`], without waiting.
-    fn load_now(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError>;
-    /// [`SessionStore::create`], without waiting.
-    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError>;
-    /// [`SessionStore::save`], without waiting.
-    fn save_now(
-        &self,
-        key: &StoreKey,
-        record: &Record,
+/// A store that keeps records with a `user` lists them here; the layer's
+/// [`Session`](crate::Session) reaches it through [`SessionStore::user_index`].
+pub trait UserIndex: SessionStore {
+    /// Lists the sessions of `user` that are live at `now`.
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>>;
+
+    /// Deletes every session of `user` except `except`, and returns how many it deleted
+    /// (expired ones it finds are deleted too, and not counted). Takes effect on the very next request of each revoked session.
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a SessionHandle>,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<u64, StoreError>>;
+
+    /// Deletes the session behind `handle`. Returns whether one existed. Default:
+    /// [`SessionStore::delete`] of the handle's key.
+    fn revoke<'a>(
+        &'a self,
+        handle: &'a SessionHandle,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        self.delete(handle.store_key(), now)
+    }
+}
+
+/// A shared store is a store: `Arc<dyn SessionStore>` is how a program picks its store at
+/// run time (memory, Redis or PostgreSQL from its configuration) and still builds one layer
+/// type. Every call forwards, the immediate fast path included.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sessionware::{Key, MemoryStore, SessionLayer, SessionStore};
+///
+/// let store: Arc<dyn SessionStore> = match std::env::var("SESSION_STORE").as_deref() {
+///     // Ok("redis") => Arc::new(RedisStore::connect(&url).await?),
+///     _ => Arc::new(MemoryStore::default()),
+/// };
+/// let layer: SessionLayer<Arc<dyn SessionStore>> = SessionLayer::new(store, Key::generate());
+/// # let _ = layer;
+/// ```
+impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<LoadOutcome, StoreError>> {
+        (**self).load(key, now)
+    }
+
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<CreateOutcome, StoreError>> {
+        (**self).create(key, record, now)
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<SaveOutcome, SessionError>;
-    /// [`SessionStore::touch`], without waiting.
-    fn touch_now(
-        &self,
-        key: &StoreKey,
+    ) -> StoreFuture<'a, Result<SaveOutcome, StoreError>> {
+        (**self).save(key, record, expected_version, now)
+    }
+
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
         expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<TouchOutcome, SessionError>;
-    /// [`SessionStore::delete`], without waiting.
-    fn delete_now(&self, key: &StoreKey) -> Result<bool, SessionError>;
-    /// [`SessionStore::rotate`], without waiting.
-    fn rotate_now(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
+    ) -> StoreFuture<'a, Result<TouchOutcome, StoreError>> {
+        (**self).touch(key, expected_version, last_active, expires_at, now)
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        (**self).delete(key, now)
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<RotateOutcome, SessionError>;
+    ) -> StoreFuture<'a, Result<RotateOutcome, StoreError>> {
+        (**self).rotate(old, new, record, expected_version, now)
+    }
+
+    fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>> {
+        (**self).delete_expired(now)
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        (**self).user_index()
+    }
+
+    fn is_immediate(&self) -> bool {
+        (**self).is_immediate()
+    }
 }

@@ -321,7 +321,12 @@ async fn a_rotation_racing_writes_keeps_every_write() {
     let old_key = store_key_of(&value);
     let now = std::time::SystemTime::now();
     assert_eq!(store.load(&old_key, now).await.unwrap(), LoadOutcome::Moved);
-    let alices = store.sessions_of("alice", now).await.unwrap();
+    let alices = store
+        .user_index()
+        .expect("a per-user index")
+        .sessions_of("alice", now)
+        .await
+        .unwrap();
     assert_eq!(alices.len(), 1);
     assert_eq!(
         alices[0].handle,

@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 use crate::common::{Client, Instrumented, app, send, store_key_of};
+use crate::common::{DynStore, erased};
 use axum::http::StatusCode;
 use sessionware::{
-    Clock, DynStore, Key, LoadOutcome, ManualClock, MemoryStore, Session, SessionError,
-    SessionLayer, SessionStore,
+    Clock, Key, LoadOutcome, ManualClock, MemoryStore, Session, SessionError, SessionLayer,
+    SessionStore,
     store::conformance::{fresh_key, fresh_user, now_millis, sample_record},
 };
 use tokio::sync::Barrier;
@@ -43,12 +45,11 @@ impl Backend {
         match &self.shared {
             Shared::Process => None,
             #[cfg(feature = "redis")]
-            Shared::Redis { url, prefix } => Some(DynStore::new(redis_store(url, prefix).await)),
+            Shared::Redis { url, prefix } => Some(erased(redis_store(url, prefix).await)),
             #[cfg(feature = "postgres")]
-            Shared::Postgres { url, schema, .. } => Some(DynStore::new(postgres_store(
-                &postgres_pool(url).await,
-                schema,
-            ))),
+            Shared::Postgres { url, schema, .. } => {
+                Some(erased(postgres_store(&postgres_pool(url).await, schema)))
+            }
         }
     }
 
@@ -69,6 +70,7 @@ async fn redis_store(url: &str, prefix: &str) -> sessionware::RedisStore {
     sessionware::RedisStore::builder(url)
         .key_prefix(prefix)
         .build()
+        .expect("valid Redis store settings")
         .await
         .expect("REDIS_URL is set but the server is unreachable")
 }
@@ -99,17 +101,17 @@ async fn backends() -> Vec<Backend> {
         shared: Shared::Process,
     };
     let mut backends = vec![
-        process("memory", DynStore::new(MemoryStore::default())),
+        process("memory", erased(MemoryStore::default())),
         process(
             "memory (async path)",
-            DynStore::new(Instrumented::new(MemoryStore::default())),
+            erased(Instrumented::new(MemoryStore::default())),
         ),
     ];
     #[cfg(feature = "redis")]
     match std::env::var("REDIS_URL") {
         Ok(url) => {
             let prefix = format!("sw-edges-{}:", &fresh_key().to_hex()[..12]);
-            let store = DynStore::new(redis_store(&url, &prefix).await);
+            let store = erased(redis_store(&url, &prefix).await);
             backends.push(Backend {
                 name: "redis",
                 store,
@@ -127,7 +129,7 @@ async fn backends() -> Vec<Backend> {
             store.migrate().await.expect("migrate");
             backends.push(Backend {
                 name: "postgres",
-                store: DynStore::new(store),
+                store: erased(store),
                 shared: Shared::Postgres { url, pool, schema },
             });
         }
@@ -187,6 +189,8 @@ async fn s35_login_then_update_then_a_server_error_leaves_the_old_cookie_anonymo
         );
         let listed = layer
             .store()
+            .user_index()
+            .expect("a per-user index")
             .sessions_of(&user, std::time::SystemTime::now())
             .await
             .unwrap();
@@ -225,6 +229,8 @@ async fn s35_cycle_id_then_update_then_a_server_error_writes_nothing_under_the_o
         );
         let listed = layer
             .store()
+            .user_index()
+            .expect("a per-user index")
             .sessions_of(&user, std::time::SystemTime::now())
             .await
             .unwrap();
@@ -493,7 +499,10 @@ async fn s36_revoking_a_user_while_a_session_rotates_leaves_no_live_session() {
             let old = fresh_key();
             let new = fresh_key();
             let record = sample_record(Some(&user), "{}");
-            store.create(&old, &record).await.expect("create");
+            store
+                .create(&old, &record, SystemTime::now())
+                .await
+                .expect("create");
             let mut moved = record.clone();
             moved.version = 2;
             let start = Arc::new(Barrier::new(2));
@@ -508,7 +517,11 @@ async fn s36_revoking_a_user_while_a_session_rotates_leaves_no_live_session() {
                 let (store, start, user) = (store.clone(), start.clone(), user.clone());
                 async move {
                     start.wait().await;
-                    store.revoke_user(&user, None).await
+                    store
+                        .user_index()
+                        .expect("a per-user index")
+                        .revoke_user(&user, None, SystemTime::now())
+                        .await
                 }
             });
             rotation.await.unwrap().expect("rotate");
@@ -522,7 +535,12 @@ async fn s36_revoking_a_user_while_a_session_rotates_leaves_no_live_session() {
             for check in live {
                 any_live |= check.await;
             }
-            let listed = store.sessions_of(&user, now).await.expect("sessions_of");
+            let listed = store
+                .user_index()
+                .expect("a per-user index")
+                .sessions_of(&user, now)
+                .await
+                .expect("sessions_of");
             if any_live || !listed.is_empty() {
                 survived += 1;
             }

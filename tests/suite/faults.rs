@@ -11,13 +11,14 @@
 use crate::common::proxy;
 #[cfg(feature = "redis")]
 use crate::common::redis_server;
+use crate::common::{DynStore, erased};
 
 use std::time::{Duration, Instant};
 
 use crate::common::{Client, app};
 use axum::http::StatusCode;
 use proxy::Proxy;
-use sessionware::{DynStore, Key, SessionLayer};
+use sessionware::{Key, SessionLayer};
 
 /// The store timeout the layers here are built with.
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -145,7 +146,7 @@ async fn postgres_fault_matrix() {
         .build()
         .expect("valid configuration");
     store.migrate().await.expect("migrate");
-    run_matrix("postgres", DynStore::new(store), &proxy).await;
+    run_matrix("postgres", erased(store), &proxy).await;
     let statement = format!("DROP SCHEMA \"{schema}\" CASCADE");
     sqlx::query(sqlx::AssertSqlSafe(statement))
         .execute(&pool)
@@ -167,15 +168,16 @@ async fn redis_fault_matrix() {
         sessionware::RedisStore::builder(&format!("redis://127.0.0.1:{}", proxy.port))
             .operation_timeout(TIMEOUT)
             .build()
+            .expect("valid Redis store settings")
             .await
             .expect("connect through the proxy")
     };
     let store = open().await;
-    run_matrix("redis", DynStore::new(store.clone()), &proxy).await;
+    run_matrix("redis", erased(store.clone()), &proxy).await;
 
     // Restarted empty: every session is gone. Requests answer within the bound while it is
     // down, and once it is back the same store serves anonymous sessions and new logins.
-    let mut client = Client::new(fault_app(DynStore::new(store)));
+    let mut client = Client::new(fault_app(erased(store)));
     timed(&mut client, "POST", "/login/before-restart").await;
     assert_eq!(timed(&mut client, "POST", "/incr/n").await.1, "1");
     server.stop();

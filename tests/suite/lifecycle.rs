@@ -1,13 +1,14 @@
 //! The session lifecycle as a user lives it, and the layer's other observable behaviour.
 
 use std::time::Duration;
+use std::time::SystemTime;
 
+use crate::common::erased;
 use crate::common::{Client, Instrumented, app, send, store_key_of};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use sessionware::{
-    DynStore, Key, LoadOutcome, ManualClock, MemoryStore, SaveOutcome, Session, SessionLayer,
-    SessionStore,
+    Key, LoadOutcome, ManualClock, MemoryStore, SaveOutcome, Session, SessionLayer, SessionStore,
 };
 use tower::{ServiceBuilder, ServiceExt as _};
 
@@ -171,7 +172,7 @@ async fn a_custom_error_response_replaces_the_handlers_on_store_failure() {
 
 #[tokio::test]
 async fn works_without_axum_through_request_extensions_and_a_dyn_store() {
-    let layer = SessionLayer::new(DynStore::new(MemoryStore::default()), Key::generate());
+    let layer = SessionLayer::new(erased(MemoryStore::default()), Key::generate());
     let service =
         ServiceBuilder::new()
             .layer(layer)
@@ -307,4 +308,34 @@ async fn values_are_read_from_the_stored_record_and_a_corrupt_one_fails_only_val
         panic!("the session is still stored");
     };
     assert_eq!(after.data, record.data);
+}
+
+#[tokio::test]
+async fn a_session_lists_and_revokes_its_users_other_sessions_with_the_layers_clock() {
+    // Years in the past: by the system clock these sessions expired long ago, so a listing
+    // or a revocation that read it instead of the layer's clock would see none of them.
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+    let layer = SessionLayer::new(MemoryStore::default(), Key::generate()).clock(clock);
+    let app = app().layer(layer);
+    let mut phone = Client::new(app.clone());
+    let mut laptop = Client::new(app.clone());
+    let mut stranger = Client::new(app);
+    phone.send("POST", "/login/alice").await;
+    laptop.send("POST", "/login/alice").await;
+    stranger.send("POST", "/login/bob").await;
+    assert_eq!(stranger.send("GET", "/sessions").await.body, "1");
+    assert_eq!(phone.send("GET", "/sessions").await.body, "2");
+
+    let revoked = phone.send("POST", "/revoke-others").await;
+    assert_eq!(
+        (revoked.status, revoked.body.as_str()),
+        (StatusCode::OK, "1")
+    );
+    assert_eq!(phone.send("GET", "/sessions").await.body, "1");
+    assert_eq!(phone.send("GET", "/user").await.body, "alice");
+    assert_eq!(
+        laptop.send("GET", "/user").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(stranger.send("GET", "/user").await.body, "bob");
 }

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sessionware::StoreError;
 use sessionware::store::ROTATION_MARKER_LIFETIME;
 use sessionware::store::conformance::{fresh_key, fresh_user, now_millis, run_all, sample_record};
 use sessionware::{
     CreateOutcome, LoadOutcome, ManualClock, MemoryStore, Record, RotateOutcome, SaveOutcome,
-    SessionError, SessionHandle, SessionStore, StoreKey,
+    SessionHandle, SessionStore, StoreKey,
 };
 
 /// A record created at `at`, expiring `ttl` later.
@@ -25,7 +26,10 @@ fn record_at(at: SystemTime, ttl: Duration, user: Option<&str>) -> Record {
 
 async fn create(store: &MemoryStore, key: &StoreKey, record: &Record) {
     assert_eq!(
-        store.create(key, record).await.expect("create failed"),
+        store
+            .create(key, record, record.last_active)
+            .await
+            .expect("create failed"),
         CreateOutcome::Created
     );
 }
@@ -71,14 +75,16 @@ async fn a_full_store_refuses_new_sessions_but_keeps_existing_ones_working() {
         create(&store, key, &record_at(now, ttl, Some("alice"))).await;
     }
 
-    let refused = store.create(&fresh_key(), &record_at(now, ttl, None)).await;
+    let refused = store
+        .create(&fresh_key(), &record_at(now, ttl, None), now)
+        .await;
     assert!(
-        matches!(refused, Err(SessionError::CapacityExceeded)),
+        matches!(refused, Err(StoreError::CapacityExceeded)),
         "{refused:?}"
     );
     assert_eq!(
         store
-            .create(&keys[0], &record_at(now, ttl, None))
+            .create(&keys[0], &record_at(now, ttl, None), now)
             .await
             .expect("create failed"),
         CreateOutcome::Collision,
@@ -118,6 +124,8 @@ async fn a_full_store_refuses_new_sessions_but_keeps_existing_ones_working() {
     assert_eq!(store.len(), 4);
     assert_eq!(
         store
+            .user_index()
+            .expect("a per-user index")
             .sessions_of("alice", now)
             .await
             .expect("sessions_of failed")
@@ -132,6 +140,8 @@ async fn a_full_store_refuses_new_sessions_but_keeps_existing_ones_working() {
     assert_eq!(store.len(), 1, "the expired sessions were purged");
     assert!(
         store
+            .user_index()
+            .expect("a per-user index")
             .sessions_of("alice", now)
             .await
             .expect("sessions_of failed")
@@ -156,17 +166,17 @@ async fn a_full_store_purges_at_most_once_a_second() {
     // nothing.
     assert!(matches!(
         store
-            .create(&fresh_key(), &record_at(start, ttl, Some("alice")))
+            .create(&fresh_key(), &record_at(start, ttl, Some("alice")), start)
             .await,
-        Err(SessionError::CapacityExceeded)
+        Err(StoreError::CapacityExceeded)
     ));
     // Both sessions have expired, but the last purge was under a second ago.
     let soon = start + Duration::from_millis(600);
     assert!(matches!(
         store
-            .create(&fresh_key(), &record_at(soon, ttl, Some("alice")))
+            .create(&fresh_key(), &record_at(soon, ttl, Some("alice")), soon)
             .await,
-        Err(SessionError::CapacityExceeded)
+        Err(StoreError::CapacityExceeded)
     ));
     assert_eq!(store.len(), 2);
     let later = start + Duration::from_millis(1000);
@@ -178,8 +188,10 @@ async fn a_full_store_purges_at_most_once_a_second() {
 async fn a_store_of_capacity_zero_refuses_everything() {
     let store = MemoryStore::builder().capacity(0).build();
     assert!(matches!(
-        store.create(&fresh_key(), &sample_record(None, "{}")).await,
-        Err(SessionError::CapacityExceeded)
+        store
+            .create(&fresh_key(), &sample_record(None, "{}"), SystemTime::now())
+            .await,
+        Err(StoreError::CapacityExceeded)
     ));
     assert!(store.is_empty());
 }
@@ -215,6 +227,8 @@ async fn s24_expired_records_are_never_returned_and_delete_expired_removes_them(
     );
     assert_eq!(store.len(), 4);
     let listed = store
+        .user_index()
+        .expect("a per-user index")
         .sessions_of(&user, later)
         .await
         .expect("sessions_of failed");
@@ -233,7 +247,12 @@ async fn s24_expired_records_are_never_returned_and_delete_expired_removes_them(
     );
     assert_eq!(store.len(), 1);
     for key in &expiring {
-        assert!(!store.delete(key).await.expect("delete failed"));
+        assert!(
+            !store
+                .delete(key, SystemTime::now())
+                .await
+                .expect("delete failed")
+        );
     }
     assert!(matches!(
         store.load(&live, later).await,
@@ -430,7 +449,7 @@ async fn racing_saves_rotations_and_deletes_leave_a_consistent_store() {
                             // Only a few sessions are deleted, late in the run.
                             if session.is_multiple_of(4)
                                 && round > ROUNDS / 2
-                                && store.delete(&key).await.expect("delete")
+                                && store.delete(&key, SystemTime::now()).await.expect("delete")
                             {
                                 tracked.deleted.store(true, Ordering::SeqCst);
                             }
@@ -502,6 +521,8 @@ async fn racing_saves_rotations_and_deletes_leave_a_consistent_store() {
     assert_eq!(store.len(), live_total, "no leftover entries");
     for (user, expected) in users.iter().zip(&expected_index) {
         let listed: HashSet<SessionHandle> = store
+            .user_index()
+            .expect("a per-user index")
             .sessions_of(user, now)
             .await
             .expect("sessions_of")
@@ -510,7 +531,12 @@ async fn racing_saves_rotations_and_deletes_leave_a_consistent_store() {
             .collect();
         assert_eq!(&listed, expected, "the index of {user} matches the records");
         assert_eq!(
-            store.revoke_user(user, None).await.expect("revoke_user"),
+            store
+                .user_index()
+                .expect("a per-user index")
+                .revoke_user(user, None, SystemTime::now())
+                .await
+                .expect("revoke_user"),
             expected.len() as u64
         );
     }
@@ -533,7 +559,12 @@ async fn revoke_user_catches_sessions_rotating_under_it() {
             let store = store.clone();
             tokio::spawn(async move { store.rotate(&old, &new, &moved, 1, now).await })
         };
-        let revoked = store.revoke_user(&user, None).await.expect("revoke_user");
+        let revoked = store
+            .user_index()
+            .expect("a per-user index")
+            .revoke_user(&user, None, SystemTime::now())
+            .await
+            .expect("revoke_user");
         let rotated = rotation.await.expect("rotation panicked").expect("rotate");
         // The session was revoked under one key or the other; while the rotation is half
         // done, both entries may be found and counted.
@@ -596,7 +627,10 @@ async fn rss_per_session_of_a_million_sessions() {
             expiry: None,
             data: br#"{"visits":5}"#.to_vec(),
         };
-        store.create(key, &record).await.expect("create failed");
+        store
+            .create(key, &record, SystemTime::now())
+            .await
+            .expect("create failed");
     }
     let per_session = (resident_bytes() - before) / MILLION;
     println!("MemoryStore: {per_session} bytes per session (RSS)");
@@ -633,10 +667,11 @@ async fn rss_per_session_of_a_million_tower_sessions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dyn_store_over_memory_conforms_and_stays_immediate() {
-    let store = sessionware::DynStore::new(MemoryStore::default());
+    let store = crate::common::erased(MemoryStore::default());
     assert!(
-        sessionware::SessionStore::as_immediate(&store).is_some(),
-        "DynStore forwards the in-process fast path"
+        store.is_immediate(),
+        "a shared dyn store forwards the in-process fast path"
     );
+    assert!(store.user_index().is_some(), "and the per-user index");
     run_all(&store).await;
 }

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{DynStore, erased};
 use crate::common::{Instrumented, Reply, send};
 use axum::Router;
 use axum::extract::Path;
@@ -32,7 +33,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use sessionware::store::conformance::fresh_key;
 use sessionware::{
-    Clock, DynStore, Expiry, Key, ManualClock, MemoryStore, Session, SessionError, SessionHandle,
+    Clock, Expiry, Key, ManualClock, MemoryStore, Session, SessionError, SessionHandle,
     SessionLayer, SessionStore,
 };
 
@@ -697,7 +698,9 @@ impl<'w> Client<'w> {
         self.world.epochs[user_index(user)].fetch_add(1, Ordering::SeqCst);
         let start = self.world.tick();
         store
-            .revoke_user(user, None)
+            .user_index()
+            .expect("a per-user index")
+            .revoke_user(user, None, SystemTime::now())
             .await
             .unwrap_or_else(|error| self.fail(format!("revoke_user: {error}")));
         let end = self.world.tick();
@@ -722,7 +725,9 @@ impl<'w> Client<'w> {
             if let Ok(handle) = reply.body.parse::<SessionHandle>() {
                 let store = &self.world.stores[0];
                 store
-                    .revoke(&handle)
+                    .user_index()
+                    .expect("a per-user index")
+                    .revoke(&handle, SystemTime::now())
                     .await
                     .unwrap_or_else(|error| self.fail(format!("revoke: {error}")));
                 self.model.reset();
@@ -866,10 +871,10 @@ fn cases() -> std::ops::Range<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn model_on_the_memory_store() {
     for seed in cases() {
-        run_case(seed, vec![DynStore::new(MemoryStore::default())]).await;
+        run_case(seed, vec![erased(MemoryStore::default())]).await;
         run_case(
             seed,
-            vec![DynStore::new(Instrumented::new(MemoryStore::default()))],
+            vec![erased(Instrumented::new(MemoryStore::default()))],
         )
         .await;
     }
@@ -889,9 +894,10 @@ async fn model_on_two_instances_over_redis() {
             let store = sessionware::RedisStore::builder(&url)
                 .key_prefix(prefix.clone())
                 .build()
+                .expect("valid Redis store settings")
                 .await
                 .expect("REDIS_URL is set but the server is unreachable");
-            stores.push(DynStore::new(store));
+            stores.push(erased(store));
         }
         run_case(seed, stores).await;
     }
@@ -920,7 +926,7 @@ async fn model_on_two_instances_over_postgres() {
                 .expect("valid configuration");
             store.migrate().await.expect("migrate");
             first_pool.get_or_insert(pool);
-            stores.push(DynStore::new(store));
+            stores.push(erased(store));
         }
         run_case(seed, stores).await;
         let statement = format!("DROP SCHEMA \"{schema}\" CASCADE");

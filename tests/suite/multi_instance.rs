@@ -145,7 +145,9 @@ async fn two_instances_share_sessions<S: SessionStore + Clone>(a: S, b: S) {
     assert_eq!(
         layer_b
             .store()
-            .revoke_user(&user, Some(&keep))
+            .user_index()
+            .expect("a per-user index")
+            .revoke_user(&user, Some(&keep), SystemTime::now())
             .await
             .unwrap(),
         1
@@ -155,7 +157,13 @@ async fn two_instances_share_sessions<S: SessionStore + Clone>(a: S, b: S) {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(device_2.send("GET", "/user").await.body, user);
-    layer_b.store().revoke_user(&user, None).await.unwrap();
+    layer_b
+        .store()
+        .user_index()
+        .expect("a per-user index")
+        .revoke_user(&user, None, SystemTime::now())
+        .await
+        .unwrap();
     assert_eq!(
         device_2.send("GET", "/user").await.status,
         StatusCode::UNAUTHORIZED
@@ -173,6 +181,7 @@ async fn redis_two_instances_share_sessions() {
         RedisStore::builder(&url)
             .key_prefix(prefix.clone())
             .build()
+            .expect("valid Redis store settings")
             .await
             .expect("REDIS_URL is set but the server is unreachable")
     };
@@ -219,6 +228,7 @@ async fn s10_a_redis_dump_holds_no_usable_cookie() {
     let store = RedisStore::builder(&url)
         .key_prefix(prefix.clone())
         .build()
+        .expect("valid Redis store settings")
         .await
         .unwrap();
     let app = app().layer(SessionLayer::new(store, Key::generate()));

@@ -11,11 +11,11 @@ use std::collections::HashSet;
 use std::error::Error as _;
 use std::net::TcpListener;
 use std::time::Duration;
+use std::time::SystemTime;
 
+use sessionware::StoreError;
 use sessionware::store::conformance::{fresh_key, fresh_user, now_millis, run_all, sample_record};
-use sessionware::{
-    CreateOutcome, LoadOutcome, PostgresStore, SessionError, SessionStore, StoreKey,
-};
+use sessionware::{CreateOutcome, LoadOutcome, PostgresStore, SessionStore, StoreKey};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -105,7 +105,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let key = fresh_key();
     assert_eq!(
         store
-            .create(&key, &sample_record(None, "{}"))
+            .create(&key, &sample_record(None, "{}"), SystemTime::now())
             .await
             .expect("create failed"),
         CreateOutcome::Created
@@ -180,7 +180,7 @@ async fn migrate_needs_no_create_privilege_once_the_table_exists() {
         .expect("migrate of an existing table needs no CREATE privilege");
     let key = fresh_key();
     app_store
-        .create(&key, &sample_record(None, "{}"))
+        .create(&key, &sample_record(None, "{}"), SystemTime::now())
         .await
         .expect("the restricted role can use the store");
 
@@ -194,7 +194,13 @@ async fn migrate_needs_no_create_privilege_once_the_table_exists() {
         .migrate()
         .await
         .expect_err("a role without CREATE cannot create the table");
-    assert!(matches!(error, SessionError::Store(_)), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            StoreError::Unavailable(_) | StoreError::Backend(_) | StoreError::Timeout { .. }
+        ),
+        "{error:?}"
+    );
 
     app_pool.close().await;
     drop_schema(&store).await;
@@ -276,7 +282,10 @@ async fn s10_the_table_holds_only_store_keys() {
     for i in 0..20 {
         let key = fresh_key();
         let record = sample_record(Some(&user), &format!(r#"{{"n":{i}}}"#));
-        store.create(&key, &record).await.expect("create failed");
+        store
+            .create(&key, &record, SystemTime::now())
+            .await
+            .expect("create failed");
         created.insert(key);
     }
 
@@ -329,7 +338,7 @@ async fn delete_expired_purges_a_backlog_in_batches() {
     let live: Vec<StoreKey> = (0..3).map(|_| fresh_key()).collect();
     for key in &live {
         store
-            .create(key, &sample_record(None, "{}"))
+            .create(key, &sample_record(None, "{}"), SystemTime::now())
             .await
             .expect("create failed");
     }
@@ -367,7 +376,7 @@ async fn delete_expired_purges_a_backlog_in_batches() {
         let mut record = sample_record(None, "{}");
         record.expires_at = now - Duration::from_secs(1);
         small
-            .create(&fresh_key(), &record)
+            .create(&fresh_key(), &record, SystemTime::now())
             .await
             .expect("create failed");
     }
@@ -390,7 +399,11 @@ async fn malformed_rows_are_store_errors() {
 
     let bad_expiry = fresh_key();
     store
-        .create(&bad_expiry, &sample_record(Some("u"), "{}"))
+        .create(
+            &bad_expiry,
+            &sample_record(Some("u"), "{}"),
+            SystemTime::now(),
+        )
         .await
         .expect("create failed");
     let statement = format!("UPDATE {table} SET expiry = '{{\"Bogus\":1}}' WHERE key = $1");
@@ -403,12 +416,20 @@ async fn malformed_rows_are_store_errors() {
         .load(&bad_expiry, now_millis())
         .await
         .expect_err("a bad expiry must not load");
-    assert!(matches!(error, SessionError::Store(_)), "{error:?}");
-    assert!(error.source().is_some());
+    assert!(
+        matches!(
+            error,
+            StoreError::Corrupt {
+                field: "expiry",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 
     let bad_version = fresh_key();
     store
-        .create(&bad_version, &sample_record(None, "{}"))
+        .create(&bad_version, &sample_record(None, "{}"), SystemTime::now())
         .await
         .expect("create failed");
     let statement = format!("UPDATE {table} SET version = -1 WHERE key = $1");
@@ -421,7 +442,16 @@ async fn malformed_rows_are_store_errors() {
         .load(&bad_version, now_millis())
         .await
         .expect_err("a negative version must not load");
-    assert!(matches!(error, SessionError::Store(_)), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            StoreError::Corrupt {
+                field: "version",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     drop_schema(&store).await;
 }
 
@@ -443,21 +473,37 @@ async fn an_unreachable_server_fails_with_a_store_error() {
     let errors = [
         store.migrate().await.err(),
         store.load(&key, now).await.err(),
-        store.create(&key, &record).await.err(),
+        store.create(&key, &record, SystemTime::now()).await.err(),
         store.save(&key, &record, 1, now).await.err(),
         store.touch(&key, 1, now, now, now).await.err(),
-        store.delete(&key).await.err(),
+        store.delete(&key, SystemTime::now()).await.err(),
         store
             .rotate(&key, &fresh_key(), &record, 1, now)
             .await
             .err(),
         store.delete_expired(now).await.err(),
-        store.sessions_of("someone", now).await.err(),
-        store.revoke_user("someone", None).await.err(),
+        store
+            .user_index()
+            .expect("a per-user index")
+            .sessions_of("someone", now)
+            .await
+            .err(),
+        store
+            .user_index()
+            .expect("a per-user index")
+            .revoke_user("someone", None, SystemTime::now())
+            .await
+            .err(),
     ];
     for error in errors {
         let error = error.expect("an operation succeeded without a server");
-        assert!(matches!(error, SessionError::Store(_)), "{error:?}");
+        assert!(
+            matches!(
+                error,
+                StoreError::Unavailable(_) | StoreError::Backend(_) | StoreError::Timeout { .. }
+            ),
+            "{error:?}"
+        );
         assert!(error.source().is_some(), "the sqlx error must be kept");
     }
 }
@@ -465,7 +511,7 @@ async fn an_unreachable_server_fails_with_a_store_error() {
 /// Every operation the layer uses, with how long each took.
 async fn every_operation(
     store: &PostgresStore,
-) -> Vec<(&'static str, Duration, Result<(), SessionError>)> {
+) -> Vec<(&'static str, Duration, Result<(), StoreError>)> {
     let key = fresh_key();
     let now = now_millis();
     let record = sample_record(Some("someone"), "{}");
@@ -478,13 +524,26 @@ async fn every_operation(
         }};
     }
     time!("load", store.load(&key, now));
-    time!("create", store.create(&key, &record));
+    time!("create", store.create(&key, &record, SystemTime::now()));
     time!("save", store.save(&key, &record, 1, now));
     time!("touch", store.touch(&key, 1, now, now, now));
     time!("rotate", store.rotate(&key, &fresh_key(), &record, 1, now));
-    time!("delete", store.delete(&key));
-    time!("sessions_of", store.sessions_of("someone", now));
-    time!("revoke_user", store.revoke_user("someone", None));
+    time!("delete", store.delete(&key, SystemTime::now()));
+    time!(
+        "sessions_of",
+        store
+            .user_index()
+            .expect("a per-user index")
+            .sessions_of("someone", now)
+    );
+    time!(
+        "revoke_user",
+        store.user_index().expect("a per-user index").revoke_user(
+            "someone",
+            None,
+            SystemTime::now()
+        )
+    );
     time!("delete_expired", store.delete_expired(now));
     results
 }
@@ -518,7 +577,7 @@ async fn s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recov
         eprintln!("paused: {name} answered in {elapsed:?}");
         assert!(elapsed < bound, "{name} took {elapsed:?} while paused");
         assert!(
-            matches!(result, Err(SessionError::StoreTimeout { .. })),
+            matches!(result, Err(StoreError::Timeout { .. })),
             "{name} while paused: {result:?}"
         );
     }

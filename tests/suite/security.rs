@@ -3,7 +3,7 @@
 //! src/cookie.rs); the store-level parts of S10 and S24 are in each store's tests.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::common::{
     Client, Instrumented, Reply, app, capture_tracing, send, store_key_of, tamper,
@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use sessionware::{
     ConfigError, CreateOutcome, Key, LoadOutcome, ManualClock, MemoryStore, Record, SameSite,
-    SessionLayer, SessionStore, StoreKey,
+    SessionLayer, SessionStore, StoreError, StoreFuture, StoreKey,
 };
 use tower::ServiceExt as _;
 
@@ -77,7 +77,13 @@ async fn s03_unknown_id_gets_a_fresh_id_never_the_clients() {
     let planted = client.cookie.clone().unwrap();
     // The ID is well formed and validly signed, but its record is gone: an attacker's
     // planted ID, or a server-side deletion.
-    assert!(s.store.inner.delete(&store_key_of(&planted)).await.unwrap());
+    assert!(
+        s.store
+            .inner
+            .delete(&store_key_of(&planted), SystemTime::now())
+            .await
+            .unwrap()
+    );
 
     let reply = send(&s.app, "POST", "/set/k/v", Some(&cookie(&planted))).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -99,92 +105,76 @@ struct Colliding {
     victim: Arc<Mutex<Option<StoreKey>>>,
 }
 
+// A store of its own on the core trait only: no per-user index.
 impl SessionStore for Colliding {
-    async fn load(
-        &self,
-        key: &StoreKey,
-        now: std::time::SystemTime,
-    ) -> Result<LoadOutcome, sessionware::SessionError> {
-        self.inner.load(key, now).await
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<LoadOutcome, StoreError>> {
+        self.inner.load(key, now)
     }
-    async fn create(
-        &self,
-        key: &StoreKey,
-        record: &Record,
-    ) -> Result<CreateOutcome, sessionware::SessionError> {
-        let first = {
-            let mut victim = self.victim.lock().unwrap();
-            victim.is_none().then(|| *victim.insert(*key))
-        };
-        if first.is_some() {
-            let mut planted = record.clone();
-            planted.data = br#"{"owner":"victim"}"#.to_vec();
-            assert_eq!(
-                self.inner.create(key, &planted).await?,
-                CreateOutcome::Created
-            );
-        }
-        self.inner.create(key, record).await
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<CreateOutcome, StoreError>> {
+        StoreFuture::boxed(async move {
+            let first = {
+                let mut victim = self.victim.lock().unwrap();
+                victim.is_none().then(|| *victim.insert(*key))
+            };
+            if first.is_some() {
+                let mut planted = record.clone();
+                planted.data = br#"{"owner":"victim"}"#.to_vec();
+                assert_eq!(
+                    self.inner.create(key, &planted, now).await?,
+                    CreateOutcome::Created
+                );
+            }
+            self.inner.create(key, record, now).await
+        })
     }
-    async fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
         expected: u64,
-        now: std::time::SystemTime,
-    ) -> Result<sessionware::SaveOutcome, sessionware::SessionError> {
-        self.inner.save(key, record, expected, now).await
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<sessionware::SaveOutcome, StoreError>> {
+        self.inner.save(key, record, expected, now)
     }
-    async fn touch(
-        &self,
-        key: &StoreKey,
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
         expected: u64,
-        last_active: std::time::SystemTime,
-        expires_at: std::time::SystemTime,
-        now: std::time::SystemTime,
-    ) -> Result<sessionware::TouchOutcome, sessionware::SessionError> {
+        last_active: SystemTime,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<sessionware::TouchOutcome, StoreError>> {
         self.inner
             .touch(key, expected, last_active, expires_at, now)
-            .await
     }
-    async fn delete(&self, key: &StoreKey) -> Result<bool, sessionware::SessionError> {
-        self.inner.delete(key).await
+    fn delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        self.inner.delete(key, now)
     }
-    async fn rotate(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
         expected: u64,
-        now: std::time::SystemTime,
-    ) -> Result<sessionware::RotateOutcome, sessionware::SessionError> {
-        self.inner.rotate(old, new, record, expected, now).await
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<sessionware::RotateOutcome, StoreError>> {
+        self.inner.rotate(old, new, record, expected, now)
     }
-    async fn delete_expired(
-        &self,
-        now: std::time::SystemTime,
-    ) -> Result<u64, sessionware::SessionError> {
-        self.inner.delete_expired(now).await
-    }
-    async fn sessions_of(
-        &self,
-        user: &str,
-        now: std::time::SystemTime,
-    ) -> Result<Vec<sessionware::SessionInfo>, sessionware::SessionError> {
-        self.inner.sessions_of(user, now).await
-    }
-    async fn revoke_user(
-        &self,
-        user: &str,
-        except: Option<&sessionware::SessionHandle>,
-    ) -> Result<u64, sessionware::SessionError> {
-        self.inner.revoke_user(user, except).await
-    }
-    async fn revoke(
-        &self,
-        handle: &sessionware::SessionHandle,
-    ) -> Result<bool, sessionware::SessionError> {
-        self.inner.revoke(handle).await
+    fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>> {
+        self.inner.delete_expired(now)
     }
 }
 
@@ -491,6 +481,8 @@ async fn s14_login_as_a_different_user_flushes_the_old_data() {
     let handles: Vec<_> = s
         .layer
         .store()
+        .user_index()
+        .expect("a per-user index")
         .sessions_of("alice", std::time::SystemTime::now())
         .await
         .unwrap();
@@ -543,7 +535,9 @@ async fn s18_revoking_a_users_sessions_takes_effect_on_the_next_request() {
     let revoked = s
         .layer
         .store()
-        .revoke_user("alice", Some(&keep))
+        .user_index()
+        .expect("a per-user index")
+        .revoke_user("alice", Some(&keep), SystemTime::now())
         .await
         .unwrap();
     assert_eq!(revoked, 2);
@@ -558,7 +552,13 @@ async fn s18_revoking_a_users_sessions_takes_effect_on_the_next_request() {
     );
     assert_eq!(bob.send("GET", "/user").await.body, "bob");
     // "Log out everywhere" includes the current device.
-    s.layer.store().revoke_user("alice", None).await.unwrap();
+    s.layer
+        .store()
+        .user_index()
+        .expect("a per-user index")
+        .revoke_user("alice", None, SystemTime::now())
+        .await
+        .unwrap();
     assert_eq!(
         laptop.send("GET", "/user").await.status,
         StatusCode::UNAUTHORIZED
@@ -1087,7 +1087,11 @@ async fn s34_rejected_ids_are_counted_and_reported_without_the_raw_value() {
     send(&s.app, "GET", "/user", Some(&cookie(&forged))).await;
     send(&s.app, "GET", "/user", Some(&cookie("garbage"))).await;
     let stale = logged_in(&s.app, "bob").await.cookie.unwrap();
-    s.store.inner.delete(&store_key_of(&stale)).await.unwrap();
+    s.store
+        .inner
+        .delete(&store_key_of(&stale), SystemTime::now())
+        .await
+        .unwrap();
     send(&s.app, "GET", "/user", Some(&cookie(&stale))).await;
     s.clock.advance(Duration::from_secs(400));
     send(&s.app, "GET", "/user", Some(&cookie(&value))).await;

@@ -23,8 +23,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::SessionError;
 use crate::expiry::Expiry;
+use crate::store::StoreError;
 use crate::store::{ROTATION_MARKER_LIFETIME, ROTATION_MARKER_VERSION, Record};
 
 const WHOLE_MILLIS: u8 = 0b0000_0001;
@@ -62,9 +62,9 @@ impl fmt::Display for CorruptRecord {
 
 impl std::error::Error for CorruptRecord {}
 
-impl From<CorruptRecord> for SessionError {
+impl From<CorruptRecord> for StoreError {
     fn from(error: CorruptRecord) -> Self {
-        SessionError::store(error)
+        StoreError::corrupt("record", error.0)
     }
 }
 

@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::SessionError;
 use crate::id::StoreKey;
+use crate::store::StoreError;
 
 use super::Inner;
 use super::codec::View;
@@ -38,7 +38,7 @@ pub(super) struct Eviction {
 impl Inner {
     /// Removes the entries expired at `now`, unless a purge ran less than
     /// [`PURGE_INTERVAL`] before `now` or is running. Returns whether it purged.
-    pub(super) fn purge_if_due(&self, now: SystemTime) -> Result<bool, SessionError> {
+    pub(super) fn purge_if_due(&self, now: SystemTime) -> Result<bool, StoreError> {
         let now_micros = now.duration_since(UNIX_EPOCH).map_or(0, |since| {
             u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
         });
@@ -68,7 +68,7 @@ impl Inner {
     /// Makes room in a full store by evicting the least recently active anonymous sessions
     /// (about `capacity / EVICTION_SHARE` of them, judged by `last_active`), unless another
     /// creator's pass made room meanwhile. Returns whether there may be room now.
-    pub(super) fn evict_anonymous(&self, now: SystemTime) -> Result<bool, SessionError> {
+    pub(super) fn evict_anonymous(&self, now: SystemTime) -> Result<bool, StoreError> {
         let mut eviction = self
             .eviction
             .lock()

@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use crate::error::SessionError;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::SessionInfo;
+use crate::store::StoreError;
 
 use super::Inner;
 use super::codec::View;
@@ -19,7 +19,7 @@ impl Inner {
         &self,
         user: &str,
         now: SystemTime,
-    ) -> Result<Vec<SessionInfo>, SessionError> {
+    ) -> Result<Vec<SessionInfo>, StoreError> {
         let mut sessions = Vec::new();
         for key in self.keys_of(user) {
             let Some(entry) = self.sessions.get(&key) else {
@@ -43,7 +43,8 @@ impl Inner {
         &self,
         user: &str,
         except: Option<&SessionHandle>,
-    ) -> Result<u64, SessionError> {
+        now: SystemTime,
+    ) -> Result<u64, StoreError> {
         let mut revoked = 0;
         for _ in 0..MAX_REVOKE_PASSES {
             // A key that is gone by the time we reach it may have been rotated to a new key,
@@ -53,7 +54,7 @@ impl Inner {
                 if except.is_some_and(|kept| kept.store_key() == &key) {
                     continue;
                 }
-                match self.remove_if(&key, |stored| stored.user == Some(user))? {
+                match self.remove_if(&key, now, |stored| stored.user == Some(user))? {
                     Some(removed) => revoked += u64::from(!removed.was_expired),
                     None => moved = true,
                 }

@@ -10,11 +10,10 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use crate::error::SessionError;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
-    CreateOutcome, ImmediateStore, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo,
-    SessionStore, TouchOutcome,
+    CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
+    StoreError, StoreFuture, TouchOutcome, UserIndex,
 };
 
 pub(crate) mod codec;
@@ -74,7 +73,7 @@ const MIN_SHARDS: usize = 64;
 ///    store full meanwhile wait for it.
 ///
 /// Authenticated sessions are never evicted. A store full of them refuses new sessions with
-/// [`SessionError::CapacityExceeded`] (and does not scan again for a second). Existing
+/// [`StoreError::CapacityExceeded`] (and does not scan again for a second). Existing
 /// sessions keep working: saving, touching and rotating a session are never refused for lack
 /// of room (a rotation's marker holds the old key's slot for
 /// [`ROTATION_MARKER_LIFETIME`](crate::store::ROTATION_MARKER_LIFETIME), counted in
@@ -121,7 +120,7 @@ impl MemoryStoreBuilder {
     ///
     /// When the store is full, expired and then the least recently active anonymous sessions
     /// make room; when only authenticated sessions are left, creating a session fails with
-    /// [`SessionError::CapacityExceeded`]. See [the type's docs](MemoryStore#capacity).
+    /// [`StoreError::CapacityExceeded`]. See [the type's docs](MemoryStore#capacity).
     /// The memory is not reserved up front: the map grows as sessions are created.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
@@ -201,133 +200,107 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-impl ImmediateStore for MemoryStore {
-    fn load_now(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
-        self.inner.load(key, now)
-    }
-
-    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
-        self.inner.create(key, record)
-    }
-
-    fn save_now(
-        &self,
-        key: &StoreKey,
-        record: &Record,
-        expected_version: u64,
-        now: SystemTime,
-    ) -> Result<SaveOutcome, SessionError> {
-        self.inner.save(key, record, expected_version, now)
-    }
-
-    fn touch_now(
-        &self,
-        key: &StoreKey,
-        expected_version: u64,
-        last_active: SystemTime,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<TouchOutcome, SessionError> {
-        self.inner
-            .touch(key, expected_version, last_active, expires_at, now)
-    }
-
-    fn delete_now(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        Ok(self.inner.remove_if(key, |_| true)?.is_some())
-    }
-
-    fn rotate_now(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
-        expected_version: u64,
-        now: SystemTime,
-    ) -> Result<RotateOutcome, SessionError> {
-        self.inner.rotate(old, new, record, expected_version, now)
-    }
-}
-
+// Every operation completes before it returns: the futures are ready at once.
 impl SessionStore for MemoryStore {
-    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
-        self.load_now(key, now)
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<LoadOutcome, StoreError>> {
+        StoreFuture::ready(self.inner.load(key, now))
     }
 
     /// Inserts `record` under `key` if the key is free and the store has room.
     ///
-    /// This operation has no `now` argument: when the store is full, it removes the
-    /// sessions expired at `record.last_active` (the layer sets it to the time of creation)
-    /// before giving up with [`SessionError::CapacityExceeded`].
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
-        self.create_now(key, record)
+    /// When the store is full, it first removes the sessions expired at `now`, then
+    /// evicts anonymous sessions, before giving up with [`StoreError::CapacityExceeded`].
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<CreateOutcome, StoreError>> {
+        StoreFuture::ready(self.inner.create(key, record, now))
     }
 
-    async fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<SaveOutcome, SessionError> {
-        self.save_now(key, record, expected_version, now)
+    ) -> StoreFuture<'a, Result<SaveOutcome, StoreError>> {
+        StoreFuture::ready(self.inner.save(key, record, expected_version, now))
     }
 
-    async fn touch(
-        &self,
-        key: &StoreKey,
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
         expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<TouchOutcome, SessionError> {
-        self.touch_now(key, expected_version, last_active, expires_at, now)
+    ) -> StoreFuture<'a, Result<TouchOutcome, StoreError>> {
+        StoreFuture::ready(
+            self.inner
+                .touch(key, expected_version, last_active, expires_at, now),
+        )
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        self.delete_now(key)
+    fn delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        StoreFuture::ready(
+            self.inner
+                .remove_if(key, now, |_| true)
+                .map(|removed| removed.is_some()),
+        )
     }
 
-    async fn rotate(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<RotateOutcome, SessionError> {
-        self.rotate_now(old, new, record, expected_version, now)
+    ) -> StoreFuture<'a, Result<RotateOutcome, StoreError>> {
+        StoreFuture::ready(self.inner.rotate(old, new, record, expected_version, now))
     }
 
-    async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
-        self.inner.delete_expired(now)
+    fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>> {
+        StoreFuture::ready(self.inner.delete_expired(now))
     }
 
-    async fn sessions_of(
-        &self,
-        user: &str,
-        now: SystemTime,
-    ) -> Result<Vec<SessionInfo>, SessionError> {
-        self.inner.sessions_of(user, now)
-    }
-
-    /// Deletes every session of `user` except `except`.
-    ///
-    /// Expired sessions of the user are deleted too but not counted; since this operation
-    /// has no `now` argument, expiry is judged by the system clock.
-    async fn revoke_user(
-        &self,
-        user: &str,
-        except: Option<&SessionHandle>,
-    ) -> Result<u64, SessionError> {
-        self.inner.revoke_user(user, except)
-    }
-
-    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        self.delete_now(handle.store_key())
-    }
-
-    fn as_immediate(&self) -> Option<&dyn ImmediateStore> {
+    fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
+    }
+
+    fn is_immediate(&self) -> bool {
+        true
+    }
+}
+
+impl UserIndex for MemoryStore {
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        StoreFuture::ready(self.inner.sessions_of(user, now))
+    }
+
+    /// Deletes every session of `user` except `except`; expired sessions of the user (at
+    /// `now`) are deleted too but not counted.
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a SessionHandle>,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<u64, StoreError>> {
+        StoreFuture::ready(self.inner.revoke_user(user, except, now))
     }
 }
 
@@ -360,7 +333,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
+    fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, StoreError> {
         {
             let Some(entry) = self.sessions.get(key) else {
                 return Ok(LoadOutcome::Missing);
@@ -373,11 +346,16 @@ impl Inner {
                 return Ok(LoadOutcome::Found(view.to_record()));
             }
         }
-        self.remove_if(key, |view| view.is_expired(now))?;
+        self.remove_if(key, now, |view| view.is_expired(now))?;
         Ok(LoadOutcome::Expired)
     }
 
-    fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        now: SystemTime,
+    ) -> Result<CreateOutcome, StoreError> {
         let encoded = View::from_record(record).encode();
         let mut attempts = 0;
         loop {
@@ -397,14 +375,13 @@ impl Inner {
             // turn. First expired sessions make room, then the least recently active
             // anonymous ones; authenticated sessions never do.
             attempts += 1;
-            let now = record.last_active;
             let room = match attempts {
                 1 => self.purge_if_due(now)? || self.evict_anonymous(now)?,
                 2 => self.evict_anonymous(now)?,
                 _ => false,
             };
             if !room {
-                return Err(SessionError::CapacityExceeded);
+                return Err(StoreError::CapacityExceeded);
             }
         }
     }
@@ -424,7 +401,7 @@ impl Inner {
         record: &Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<SaveOutcome, SessionError> {
+    ) -> Result<SaveOutcome, StoreError> {
         let encoded = View::from_record(record).encode();
         let Some(mut slot) = self.sessions.get_mut(key) else {
             return Ok(SaveOutcome::Missing);
@@ -458,7 +435,7 @@ impl Inner {
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<TouchOutcome, SessionError> {
+    ) -> Result<TouchOutcome, StoreError> {
         let Some(mut slot) = self.sessions.get_mut(key) else {
             return Ok(TouchOutcome::Missing);
         };
@@ -485,8 +462,9 @@ impl Inner {
     fn remove_if(
         &self,
         key: &StoreKey,
+        now: SystemTime,
         condition: impl FnOnce(&View<'_>) -> bool,
-    ) -> Result<Option<Removed>, SessionError> {
+    ) -> Result<Option<Removed>, StoreError> {
         let Entry::Occupied(entry) = self.sessions.entry(*key) else {
             return Ok(None);
         };
@@ -498,14 +476,14 @@ impl Inner {
             self.index_remove(user, key);
         }
         let removed = Removed {
-            was_expired: stored.is_expired(SystemTime::now()),
+            was_expired: stored.is_expired(now),
         };
         entry.remove();
         self.len.fetch_sub(1, Ordering::AcqRel);
         Ok(Some(removed))
     }
 
-    fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
+    fn delete_expired(&self, now: SystemTime) -> Result<u64, StoreError> {
         let mut removed = 0;
         let mut undecodable = 0_u64;
         // `retain` write-locks one shard at a time.
@@ -526,7 +504,7 @@ impl Inner {
                 }
             });
         if undecodable > 0 {
-            return Err(SessionError::store(codec::CorruptRecord(
+            return Err(StoreError::from(codec::CorruptRecord(
                 "undecodable entries found while sweeping",
             )));
         }

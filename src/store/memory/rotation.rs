@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use dashmap::mapref::entry::Entry;
 
-use crate::error::SessionError;
 use crate::id::StoreKey;
+use crate::store::StoreError;
 use crate::store::{Record, RotateOutcome};
 
 use super::Inner;
@@ -33,7 +33,7 @@ impl Inner {
         record: &Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<RotateOutcome, SessionError> {
+    ) -> Result<RotateOutcome, StoreError> {
         // Nobody may see the session under neither key, so the new entry goes in first and
         // the old one goes out second, each under its own shard guard (holding both at once
         // could deadlock when they share a shard). A save on `old` in between makes the
@@ -57,11 +57,11 @@ impl Inner {
         match self.leave_marker(old, expected_version, now) {
             Ok(None) => Ok(RotateOutcome::Rotated),
             Ok(Some(refusal)) => {
-                self.remove_if(new, |_| true)?;
+                self.remove_if(new, now, |_| true)?;
                 Ok(refusal)
             }
             Err(error) => {
-                self.remove_if(new, |_| true)?;
+                self.remove_if(new, now, |_| true)?;
                 Err(error)
             }
         }
@@ -74,7 +74,7 @@ impl Inner {
         old: &StoreKey,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<Option<RotateOutcome>, SessionError> {
+    ) -> Result<Option<RotateOutcome>, StoreError> {
         let Entry::Occupied(mut entry) = self.sessions.entry(*old) else {
             return Ok(Some(RotateOutcome::Missing));
         };
@@ -97,7 +97,7 @@ impl Inner {
         old: &StoreKey,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<Option<RotateOutcome>, SessionError> {
+    ) -> Result<Option<RotateOutcome>, StoreError> {
         let Some(entry) = self.sessions.get(old) else {
             return Ok(Some(RotateOutcome::Missing));
         };

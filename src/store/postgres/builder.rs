@@ -8,14 +8,16 @@ use sqlx::PgPool;
 
 use crate::error::ConfigError;
 #[cfg(doc)]
-use crate::error::SessionError;
-#[cfg(doc)]
-use crate::store::SessionStore;
+use crate::store::{SessionStore, StoreError};
 
 use super::names::check_identifier;
 use super::{PostgresStore, Shared};
 
 /// Configures a [`PostgresStore`]; made by [`PostgresStore::builder`].
+///
+/// Every setting is checked by [`build`](Self::build), which fails with a [`ConfigError`]
+/// ([`ConfigError::InvalidStoreSetting`]) naming the setting; the store's operations then
+/// fail only with [`StoreError`]s.
 ///
 /// ```no_run
 /// # async fn run(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
@@ -71,7 +73,7 @@ impl PostgresStoreBuilder {
 
     /// The longest any one store operation may take, waiting for a pooled connection (or
     /// connecting) included; past it the operation is abandoned with
-    /// [`SessionError::StoreTimeout`]. Default: 2 seconds.
+    /// [`StoreError::Timeout`]. Default: 2 seconds.
     ///
     /// While the server is down or paused, every request that needs the store then fails
     /// within this bound instead of piling up. Must not be zero; checked by

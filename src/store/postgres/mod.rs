@@ -10,23 +10,24 @@ use std::time::{Duration, SystemTime};
 use sqlx::PgPool;
 use sqlx::postgres::PgArguments;
 
-use crate::error::SessionError;
 use crate::id::{SessionHandle, StoreKey};
 use crate::store::{
     CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, ROTATION_MARKER_LIFETIME,
     ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
-    TouchOutcome, within,
+    StoreError, StoreFuture, TouchOutcome, UserIndex, within,
 };
 
 mod builder;
+mod error;
 mod names;
 mod row;
 mod sql;
 
 pub use self::builder::PostgresStoreBuilder;
+use self::error::{reply_failure, sqlx_failure, unexpected_reply};
 use self::names::index_name;
 use self::row::{
-    column, decode_info, decode_record, malformed, push, record_arguments, to_millis, to_version,
+    column, decode_info, decode_record, push, record_arguments, to_millis, to_version,
 };
 use self::sql::{EXISTING_OBJECTS, MIGRATION_LOCK, Statements, sql};
 
@@ -44,7 +45,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x7365_7373_696f_6e77;
 /// A [`SessionStore`] keeping sessions in a PostgreSQL table (feature `postgres`).
 ///
 /// Every operation is one atomic statement (a rotation changes the row's key in place, so a
-/// concurrent [`revoke_user`](SessionStore::revoke_user) never misses a rotating session),
+/// concurrent [`revoke_user`](UserIndex::revoke_user) never misses a rotating session),
 /// and each is bounded by the [operation timeout](PostgresStoreBuilder::operation_timeout),
 /// connecting included. Cloning is cheap: clones share the connection pool. `Debug` shows
 /// the schema and table only, never the pool's connection options.
@@ -74,13 +75,37 @@ const MIGRATION_LOCK_KEY: i64 = 0x7365_7373_696f_6e77;
 ///     ON "public"."sessionware_sessions" (user_id) WHERE user_id IS NOT NULL;
 /// ```
 ///
-/// Times are kept to the millisecond, rounded down: a record never outlives the deadline it
-/// was given, and whole-millisecond times come back exactly. Schema and table names are the
+/// Times are kept as whole milliseconds since 1970, rounded down: a record never outlives
+/// the deadline it was given, and whole-millisecond times come back exactly. A time before
+/// 1970 (from a [`Clock`](crate::Clock) set before the epoch, say) is refused with
+/// [`StoreError::TimeOutOfRange`], and a row holding a negative time is
+/// [`StoreError::Corrupt`]. Schema and table names are the
 /// only text ever formatted into SQL; they are checked to be plain identifiers and always
 /// double-quoted (so they are case-sensitive). Every value is a bound parameter. Index
 /// names are the table name plus a suffix; for a table name too long for that, a prefix of
 /// it and a stable hash. PostgreSQL `TEXT` cannot hold a NUL character, so a user name
-/// containing one fails with [`SessionError::Store`].
+/// containing one fails with [`StoreError::Backend`].
+///
+/// # Errors
+///
+/// Every operation fails with a [`StoreError`]:
+///
+/// - [`Unavailable`](StoreError::Unavailable): the server cannot be reached, the connection
+///   was refused, reset or closed, TLS failed, the pool is closed or timed out waiting for a
+///   connection, or the server is shutting down or starting up (SQLSTATE class `08`, `57P01`
+///   to `57P03`); the source is the [`sqlx::Error`];
+/// - [`Timeout`](StoreError::Timeout): the operation did not finish within the
+///   [operation timeout](PostgresStoreBuilder::operation_timeout);
+/// - [`Corrupt`](StoreError::Corrupt): a row does not decode (a column of the wrong type, a
+///   negative time or version, an `expiry` that is not valid JSON for an
+///   [`Expiry`](crate::Expiry)), naming the column;
+/// - [`UnexpectedReply`](StoreError::UnexpectedReply): a reply of unexpected shape (a missing
+///   column, no row where one is required, an unknown type): usually a table that is not
+///   this crate's schema;
+/// - [`TimeOutOfRange`](StoreError::TimeOutOfRange): a time to store, or the `now` passed in,
+///   is before 1970;
+/// - [`Backend`](StoreError::Backend): any other error, such as a statement the server
+///   refuses (a missing table or privilege, a NUL in a user name).
 ///
 /// # Running the migration
 ///
@@ -97,7 +122,19 @@ const MIGRATION_LOCK_KEY: i64 = 0x7365_7373_696f_6e77;
 /// let store = PostgresStore::builder(pool)
 ///     .schema("auth")
 ///     .table("sessions")
-///     .build()?;
+///     .build()?; // a `ConfigError` if a name is not a plain identifier
+/// store.migrate().await?; // a `StoreError` if the server refuses
+/// # Ok(())
+/// # }
+/// ```
+///
+/// With the defaults, [`connect`](Self::connect) makes the pool:
+///
+/// ```no_run
+/// use sessionware::PostgresStore;
+///
+/// # async fn run() -> Result<(), sessionware::store::StoreError> {
+/// let store = PostgresStore::connect("postgres://app@localhost/app").await?;
 /// store.migrate().await?;
 /// # Ok(())
 /// # }
@@ -174,8 +211,9 @@ impl Shared {
 }
 
 impl PostgresStore {
-    /// A store on `pool`, using the table `public.sessionware_sessions` and deleting expired
-    /// rows 1,000 at a time. Run [`migrate`](Self::migrate) before first use.
+    /// A store on `pool`, using the table `public.sessionware_sessions`, deleting expired
+    /// rows 1,000 at a time and bounding each operation by 2 seconds. Run
+    /// [`migrate`](Self::migrate) before first use.
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
@@ -188,7 +226,9 @@ impl PostgresStore {
         }
     }
 
-    /// A builder for a store on `pool` with a custom schema, table or cleanup batch size.
+    /// A builder for a store on `pool` with a custom schema, table, cleanup batch size or
+    /// operation timeout. Its [`build`](PostgresStoreBuilder::build) checks them and fails
+    /// with a [`ConfigError`](crate::ConfigError).
     pub fn builder(pool: PgPool) -> PostgresStoreBuilder {
         PostgresStoreBuilder {
             pool,
@@ -205,15 +245,18 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] if the URL is invalid or the server refuses the connection,
-    /// [`SessionError::StoreTimeout`] if it does not answer within 2 seconds.
-    pub async fn connect(url: &str) -> Result<Self, SessionError> {
+    /// - [`StoreError::Unavailable`] if the server cannot be reached or refuses or drops the
+    ///   connection;
+    /// - [`StoreError::Timeout`] if it does not answer within 2 seconds;
+    /// - [`StoreError::Backend`] if the URL is invalid or the server refuses the client
+    ///   otherwise (a wrong password, an unknown database).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = within(DEFAULT_OPERATION_TIMEOUT, "connect", async {
             sqlx::postgres::PgPoolOptions::new()
                 .acquire_timeout(DEFAULT_OPERATION_TIMEOUT)
                 .connect(url)
                 .await
-                .map_err(SessionError::store)
+                .map_err(|error| sqlx_failure("connect", error))
         })
         .await?;
         Ok(Self::new(pool))
@@ -243,16 +286,19 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] if the server cannot be reached or refuses a statement (for
-    /// example, the role may not create the schema or table).
-    pub async fn migrate(&self) -> Result<(), SessionError> {
+    /// [`StoreError::Unavailable`] if the server cannot be reached, [`StoreError::Backend`]
+    /// if it refuses a statement (for example, the role may not create the schema or table).
+    /// Unlike the store's operations, the migration is not bounded by the operation timeout
+    /// (it may wait for another instance's migration to finish).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
         let shared = &*self.shared;
-        let mut tx = self.pool.begin().await.map_err(SessionError::store)?;
+        let failure = |error| reply_failure("migrate", error);
+        let mut tx = self.pool.begin().await.map_err(failure)?;
         sqlx::query(MIGRATION_LOCK)
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *tx)
             .await
-            .map_err(SessionError::store)?;
+            .map_err(failure)?;
         let (has_schema, has_table, has_expires_index, has_user_index): (bool, bool, bool, bool) =
             sqlx::query_as(EXISTING_OBJECTS)
                 .bind(&shared.schema)
@@ -261,7 +307,7 @@ impl PostgresStore {
                 .bind(&shared.user_index)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(SessionError::store)?;
+                .map_err(failure)?;
         let steps = [
             (has_schema, &shared.sql.create_schema),
             (has_table, &shared.sql.create_table),
@@ -274,29 +320,29 @@ impl PostgresStore {
                     .persistent(false)
                     .execute(&mut *tx)
                     .await
-                    .map_err(SessionError::store)?;
+                    .map_err(failure)?;
             }
         }
-        tx.commit().await.map_err(SessionError::store)
+        tx.commit().await.map_err(failure)
     }
 
-    /// The version of the live record under `key` at `now`, if there is one.
-    async fn live_version<'c, E>(
+    /// The version of the live record under `key` at `now` (milliseconds), if there is one,
+    /// read for `operation`.
+    async fn live_version(
         &self,
-        executor: E,
         key: &StoreKey,
         now: i64,
-    ) -> Result<Option<i64>, SessionError>
-    where
-        E: sqlx::PgExecutor<'c>,
-    {
+        operation: &'static str,
+    ) -> Result<Option<i64>, StoreError> {
         let mut args = PgArguments::default();
         push(&mut args, key.as_bytes().as_slice())?;
         push(&mut args, now)?;
-        sqlx::query_scalar_with(sql(&self.shared.sql.live_version), args)
-            .fetch_optional(executor)
+        let row = sqlx::query_with(sql(&self.shared.sql.live_version), args)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(SessionError::store)
+            .map_err(|error| sqlx_failure(operation, error))?;
+        row.map(|row| column(&row, "version", operation))
+            .transpose()
     }
 }
 
@@ -332,53 +378,64 @@ enum MissReason {
 }
 
 impl SessionStore for PostgresStore {
-    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
-        within(self.shared.operation_timeout, "load", async {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<LoadOutcome, StoreError>> {
+        StoreFuture::boxed(within(self.shared.operation_timeout, "load", async move {
             let now = to_millis(now, "now")?;
             let row = sqlx::query(sql(&self.shared.sql.load))
                 .bind(key.as_bytes().as_slice())
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(SessionError::store)?;
+                .map_err(|error| sqlx_failure("load", error))?;
             let Some(row) = row else {
                 return Ok(LoadOutcome::Missing);
             };
-            if column::<i64>(&row, "expires_at")? <= now {
+            if column::<i64>(&row, "expires_at", "load")? <= now {
                 return Ok(LoadOutcome::Expired);
             }
-            if column::<i64>(&row, "version")? == MARKER_VERSION {
+            if column::<i64>(&row, "version", "load")? == MARKER_VERSION {
                 return Ok(LoadOutcome::Moved);
             }
-            decode_record(&row).map(LoadOutcome::Found)
-        })
-        .await
+            decode_record(&row, "load").map(LoadOutcome::Found)
+        }))
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
-        within(self.shared.operation_timeout, "create", async {
-            let args = record_arguments(key, record)?;
-            let inserted = sqlx::query_with(sql(&self.shared.sql.insert), args)
-                .execute(&self.pool)
-                .await
-                .map_err(SessionError::store)?
-                .rows_affected();
-            Ok(if inserted == 1 {
-                CreateOutcome::Created
-            } else {
-                CreateOutcome::Collision
-            })
-        })
-        .await
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, Result<CreateOutcome, StoreError>> {
+        StoreFuture::boxed(within(
+            self.shared.operation_timeout,
+            "create",
+            async move {
+                let args = record_arguments(key, record)?;
+                let inserted = sqlx::query_with(sql(&self.shared.sql.insert), args)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|error| sqlx_failure("create", error))?
+                    .rows_affected();
+                Ok(if inserted == 1 {
+                    CreateOutcome::Created
+                } else {
+                    CreateOutcome::Collision
+                })
+            },
+        ))
     }
 
-    async fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<SaveOutcome, SessionError> {
-        within(self.shared.operation_timeout, "save", async {
+    ) -> StoreFuture<'a, Result<SaveOutcome, StoreError>> {
+        StoreFuture::boxed(within(self.shared.operation_timeout, "save", async move {
             let expected = to_version(expected_version, "expected version")?;
             let now = to_millis(now, "now")?;
             let mut args = record_arguments(key, record)?;
@@ -387,32 +444,31 @@ impl SessionStore for PostgresStore {
             let updated = sqlx::query_with(sql(&self.shared.sql.save), args)
                 .execute(&self.pool)
                 .await
-                .map_err(SessionError::store)?
+                .map_err(|error| sqlx_failure("save", error))?
                 .rows_affected();
             if updated == 1 {
                 return Ok(SaveOutcome::Saved);
             }
             // The update wrote nothing; a fresh look (a new snapshot, after any concurrent
             // writer committed) tells a changed version from a vanished record.
-            let current = self.live_version(&self.pool, key, now).await?;
+            let current = self.live_version(key, now, "save").await?;
             Ok(match classify_miss(current, expected) {
                 MissReason::Conflict => SaveOutcome::Conflict,
                 MissReason::Missing => SaveOutcome::Missing,
                 MissReason::Moved => SaveOutcome::Moved,
             })
-        })
-        .await
+        }))
     }
 
-    async fn touch(
-        &self,
-        key: &StoreKey,
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
         expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<TouchOutcome, SessionError> {
-        within(self.shared.operation_timeout, "touch", async {
+    ) -> StoreFuture<'a, Result<TouchOutcome, StoreError>> {
+        StoreFuture::boxed(within(self.shared.operation_timeout, "touch", async move {
             let expected = to_version(expected_version, "expected version")?;
             let now = to_millis(now, "now")?;
             let updated = sqlx::query(sql(&self.shared.sql.touch))
@@ -423,160 +479,180 @@ impl SessionStore for PostgresStore {
                 .bind(expected)
                 .execute(&self.pool)
                 .await
-                .map_err(SessionError::store)?
+                .map_err(|error| sqlx_failure("touch", error))?
                 .rows_affected();
             if updated == 1 {
                 return Ok(TouchOutcome::Touched);
             }
-            let current = self.live_version(&self.pool, key, now).await?;
+            let current = self.live_version(key, now, "touch").await?;
             Ok(match classify_miss(current, expected) {
                 // A rotation marker: the session changed since the caller loaded it.
                 MissReason::Conflict | MissReason::Moved => TouchOutcome::Conflict,
                 MissReason::Missing => TouchOutcome::Missing,
             })
-        })
-        .await
+        }))
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        within(self.shared.operation_timeout, "delete", async {
-            let deleted = sqlx::query(sql(&self.shared.sql.delete))
-                .bind(key.as_bytes().as_slice())
-                .execute(&self.pool)
-                .await
-                .map_err(SessionError::store)?
-                .rows_affected();
-            Ok(deleted > 0)
-        })
-        .await
+    fn delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        StoreFuture::boxed(within(
+            self.shared.operation_timeout,
+            "delete",
+            async move {
+                let deleted = sqlx::query(sql(&self.shared.sql.delete))
+                    .bind(key.as_bytes().as_slice())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|error| sqlx_failure("delete", error))?
+                    .rows_affected();
+                Ok(deleted > 0)
+            },
+        ))
     }
 
-    async fn rotate(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<RotateOutcome, SessionError> {
-        within(self.shared.operation_timeout, "rotate", async {
-            let expected = to_version(expected_version, "expected version")?;
-            let now_millis = to_millis(now, "now")?;
-            let mut args = record_arguments(new, record)?;
-            if old == new {
-                // Moving the row onto its own key would succeed in place, yet the new key is
-                // taken: by the very record being moved.
-                let current = self.live_version(&self.pool, old, now_millis).await?;
-                return Ok(match current {
-                    None => RotateOutcome::Missing,
-                    Some(version) if version != expected => RotateOutcome::Conflict,
-                    Some(_) => RotateOutcome::Collision,
-                });
-            }
-
-            push(&mut args, old.as_bytes().as_slice())?;
-            push(&mut args, expected)?;
-            push(&mut args, now_millis)?;
-            push(
-                &mut args,
-                to_millis(now + ROTATION_MARKER_LIFETIME, "marker deadline")?,
-            )?;
-            let moved = match sqlx::query_with(sql(&self.shared.sql.rotate), args)
-                .execute(&self.pool)
-                .await
-            {
-                Ok(done) => done.rows_affected(),
-                // The new key is taken (unique_violation): the statement changed nothing.
-                Err(error)
-                    if error
-                        .as_database_error()
-                        .is_some_and(|error| error.code().as_deref() == Some("23505")) =>
-                {
-                    return Ok(RotateOutcome::Collision);
+    ) -> StoreFuture<'a, Result<RotateOutcome, StoreError>> {
+        StoreFuture::boxed(within(
+            self.shared.operation_timeout,
+            "rotate",
+            async move {
+                let expected = to_version(expected_version, "expected version")?;
+                let now_millis = to_millis(now, "now")?;
+                let mut args = record_arguments(new, record)?;
+                if old == new {
+                    // Moving the row onto its own key would succeed in place, yet the new key is
+                    // taken: by the very record being moved.
+                    let current = self.live_version(old, now_millis, "rotate").await?;
+                    return Ok(match current {
+                        None => RotateOutcome::Missing,
+                        Some(version) if version != expected => RotateOutcome::Conflict,
+                        Some(_) => RotateOutcome::Collision,
+                    });
                 }
-                Err(error) => return Err(SessionError::store(error)),
-            };
-            if moved == 1 {
-                return Ok(RotateOutcome::Rotated);
-            }
-            let current = self.live_version(&self.pool, old, now_millis).await?;
-            Ok(match classify_miss(current, expected) {
-                MissReason::Conflict => RotateOutcome::Conflict,
-                MissReason::Missing => RotateOutcome::Missing,
-                MissReason::Moved => RotateOutcome::Moved,
-            })
-        })
-        .await
+
+                push(&mut args, old.as_bytes().as_slice())?;
+                push(&mut args, expected)?;
+                push(&mut args, now_millis)?;
+                push(
+                    &mut args,
+                    to_millis(now + ROTATION_MARKER_LIFETIME, "expires_at")?,
+                )?;
+                let moved = match sqlx::query_with(sql(&self.shared.sql.rotate), args)
+                    .execute(&self.pool)
+                    .await
+                {
+                    Ok(done) => done.rows_affected(),
+                    // The new key is taken (unique_violation): the statement changed nothing.
+                    Err(error)
+                        if error
+                            .as_database_error()
+                            .is_some_and(|error| error.code().as_deref() == Some("23505")) =>
+                    {
+                        return Ok(RotateOutcome::Collision);
+                    }
+                    Err(error) => return Err(sqlx_failure("rotate", error)),
+                };
+                if moved == 1 {
+                    return Ok(RotateOutcome::Rotated);
+                }
+                let current = self.live_version(old, now_millis, "rotate").await?;
+                Ok(match classify_miss(current, expected) {
+                    MissReason::Conflict => RotateOutcome::Conflict,
+                    MissReason::Missing => RotateOutcome::Missing,
+                    MissReason::Moved => RotateOutcome::Moved,
+                })
+            },
+        ))
     }
 
     /// Deletes in batches; the operation timeout bounds each batch, not the whole purge.
-    async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
-        let now = to_millis(now, "now")?;
-        let batch = self.shared.delete_batch_size;
-        let mut total = 0_u64;
-        loop {
-            let deleted = within(self.shared.operation_timeout, "delete_expired", async {
-                sqlx::query(sql(&self.shared.sql.delete_expired_batch))
-                    .bind(now)
-                    .bind(i64::from(batch))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(SessionError::store)
-            })
-            .await?
-            .rows_affected();
-            total += deleted;
-            // A short batch means the backlog is gone, apart from rows other transactions
-            // hold locked; those are left for the next run rather than waited for.
-            if deleted < u64::from(batch) {
-                return Ok(total);
+    fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>> {
+        StoreFuture::boxed(async move {
+            let now = to_millis(now, "now")?;
+            let batch = self.shared.delete_batch_size;
+            let mut total = 0_u64;
+            loop {
+                let deleted = within(self.shared.operation_timeout, "delete_expired", async {
+                    sqlx::query(sql(&self.shared.sql.delete_expired_batch))
+                        .bind(now)
+                        .bind(i64::from(batch))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|error| sqlx_failure("delete_expired", error))
+                })
+                .await?
+                .rows_affected();
+                total += deleted;
+                // A short batch means the backlog is gone, apart from rows other transactions
+                // hold locked; those are left for the next run rather than waited for.
+                if deleted < u64::from(batch) {
+                    return Ok(total);
+                }
             }
-        }
+        })
     }
 
-    async fn sessions_of(
-        &self,
-        user: &str,
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+impl UserIndex for PostgresStore {
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
         now: SystemTime,
-    ) -> Result<Vec<SessionInfo>, SessionError> {
-        within(self.shared.operation_timeout, "sessions_of", async {
-            let rows = sqlx::query(sql(&self.shared.sql.sessions_of))
-                .bind(user)
-                .bind(to_millis(now, "now")?)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(SessionError::store)?;
-            rows.iter().map(decode_info).collect()
-        })
-        .await
+    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        StoreFuture::boxed(within(
+            self.shared.operation_timeout,
+            "sessions_of",
+            async move {
+                let rows = sqlx::query(sql(&self.shared.sql.sessions_of))
+                    .bind(user)
+                    .bind(to_millis(now, "now")?)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|error| sqlx_failure("sessions_of", error))?;
+                rows.iter()
+                    .map(|row| decode_info(row, "sessions_of"))
+                    .collect()
+            },
+        ))
     }
 
-    async fn revoke_user(
-        &self,
-        user: &str,
-        except: Option<&SessionHandle>,
-    ) -> Result<u64, SessionError> {
-        within(self.shared.operation_timeout, "revoke_user", async {
-            // The trait passes no time here; the system clock decides which of the deleted
-            // records were still live sessions and are counted.
-            let now = to_millis(SystemTime::now(), "now")?;
-            let revoked: i64 = sqlx::query_scalar(sql(&self.shared.sql.revoke_user))
-                .bind(user)
-                .bind(except.map(|handle| handle.store_key().as_bytes().as_slice()))
-                .bind(now)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(SessionError::store)?;
-            u64::try_from(revoked).map_err(|_| malformed("negative count"))
-        })
-        .await
-    }
-
-    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        within(self.shared.operation_timeout, "revoke", async {
-            self.delete(handle.store_key()).await
-        })
-        .await
+    /// Deletes every row of `user` but `except` in one statement; the rows expired at `now`
+    /// are deleted too, and not counted.
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a SessionHandle>,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<u64, StoreError>> {
+        StoreFuture::boxed(within(
+            self.shared.operation_timeout,
+            "revoke_user",
+            async move {
+                let revoked: i64 = sqlx::query_scalar(sql(&self.shared.sql.revoke_user))
+                    .bind(user)
+                    .bind(except.map(|handle| handle.store_key().as_bytes().as_slice()))
+                    .bind(to_millis(now, "now")?)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|error| reply_failure("revoke_user", error))?;
+                u64::try_from(revoked).map_err(|_| {
+                    unexpected_reply("revoke_user", &format!("negative count {revoked}"))
+                })
+            },
+        ))
     }
 }
 

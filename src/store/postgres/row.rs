@@ -1,115 +1,73 @@
-//! Records as rows: binding a record's columns, reading them back, and the store's errors.
+//! Records as rows: binding a record's columns and reading them back.
+//!
+//! Times are stored as `BIGINT` milliseconds since the Unix epoch, converted by the shared
+//! [`to_unix_millis`] and [`from_unix_millis`]: a time to store before 1970 (or past 2^53 - 1
+//! ms) is a [`StoreError::TimeOutOfRange`]; a stored time that is negative or past that
+//! bound is a [`StoreError::Corrupt`] naming its column.
 
-use std::error::Error as StdError;
-use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use sqlx::encode::Encode;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::types::Type;
 use sqlx::{Arguments, Postgres, Row};
 
-use crate::error::SessionError;
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
-use crate::store::{Record, SessionInfo};
+use crate::store::time::{from_unix_millis, to_unix_millis};
+use crate::store::{Record, SessionInfo, StoreError};
 
-/// Errors raised by the store itself, reported as the source of a [`SessionError::Store`].
-#[derive(Debug)]
-pub(super) enum StoreError {
-    /// A time or version that does not fit the table's `BIGINT` columns.
-    OutOfRange { field: &'static str },
-    /// A row that does not decode into a record.
-    MalformedRow {
-        problem: &'static str,
-        source: Option<serde_json::Error>,
-    },
+use super::error::sqlx_failure;
+
+/// `time` as stored in a `BIGINT` column: whole milliseconds since 1970, rounded down.
+///
+/// Fails with [`StoreError::TimeOutOfRange`], naming `field`, for a time before 1970 or past
+/// 2^53 - 1 ms.
+pub(super) fn to_millis(time: SystemTime, field: &'static str) -> Result<i64, StoreError> {
+    let millis = to_unix_millis(time, field)?;
+    // At most 2^53 - 1: always fits.
+    i64::try_from(millis).map_err(|_| StoreError::TimeOutOfRange { field })
 }
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfRange { field } => write!(
-                f,
-                "{field} does not fit the sessions table (a 64-bit integer of milliseconds \
-                 or versions)"
-            ),
-            Self::MalformedRow { problem, .. } => {
-                write!(f, "malformed row in the sessions table: {problem}")
-            }
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            Self::MalformedRow {
-                source: Some(source),
-                ..
-            } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-pub(super) fn malformed(problem: &'static str) -> SessionError {
-    SessionError::store(StoreError::MalformedRow {
-        problem,
-        source: None,
+/// The time stored as `millis` in the column `field`.
+///
+/// Fails with [`StoreError::Corrupt`] for a negative value or one past 2^53 - 1 ms, which
+/// the store never writes.
+pub(super) fn from_millis(millis: i64, field: &'static str) -> Result<SystemTime, StoreError> {
+    let millis = u64::try_from(millis)
+        .map_err(|_| StoreError::corrupt(field, format!("negative time {millis}")))?;
+    from_unix_millis(millis, field).map_err(|_| {
+        StoreError::corrupt(
+            field,
+            format!("time {millis} is past the largest a store keeps (2^53 - 1 ms)"),
+        )
     })
 }
 
-/// Milliseconds since the epoch, rounded down (also before the epoch), so a stored deadline
-/// is never later than the real one.
-pub(super) fn to_millis(time: SystemTime, field: &'static str) -> Result<i64, SessionError> {
-    let millis = match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => i128::try_from(since.as_millis()).ok(),
-        Err(before) => {
-            let before = before.duration();
-            let partial = i128::from(before.subsec_nanos() % 1_000_000 != 0);
-            i128::try_from(before.as_millis())
-                .ok()
-                .map(|whole| -(whole + partial))
-        }
-    };
-    millis
-        .and_then(|millis| i64::try_from(millis).ok())
-        .ok_or_else(|| SessionError::store(StoreError::OutOfRange { field }))
+/// A version as stored in the `BIGINT` column.
+pub(super) fn to_version(version: u64, field: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| {
+        StoreError::backend(format!(
+            "{field} {version} does not fit the sessions table's BIGINT column"
+        ))
+    })
 }
 
-/// The time `millis` milliseconds after the epoch, as read back from a row.
-pub(super) fn from_millis(millis: i64, problem: &'static str) -> Result<SystemTime, SessionError> {
-    let offset = Duration::from_millis(millis.unsigned_abs());
-    let time = if millis >= 0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
-    };
-    time.ok_or_else(|| malformed(problem))
-}
-
-pub(super) fn to_version(version: u64, field: &'static str) -> Result<i64, SessionError> {
-    i64::try_from(version).map_err(|_| SessionError::store(StoreError::OutOfRange { field }))
-}
-
-pub(super) fn push<'t, T>(args: &mut PgArguments, value: T) -> Result<(), SessionError>
+/// Binds the next parameter.
+pub(super) fn push<'t, T>(args: &mut PgArguments, value: T) -> Result<(), StoreError>
 where
     T: Encode<'t, Postgres> + Type<Postgres>,
 {
-    args.add(value).map_err(SessionError::store)
+    args.add(value).map_err(StoreError::Backend)
 }
 
 /// Binds `$1` to the key and `$2`..`$8` to the record's columns, in table order.
-pub(super) fn record_arguments(
-    key: &StoreKey,
-    record: &Record,
-) -> Result<PgArguments, SessionError> {
+pub(super) fn record_arguments(key: &StoreKey, record: &Record) -> Result<PgArguments, StoreError> {
     let expiry = record
         .expiry
         .map(|expiry| serde_json::to_string(&expiry))
         .transpose()
-        .map_err(SessionError::store)?;
+        .map_err(StoreError::backend)?;
     let mut args = PgArguments::default();
     push(&mut args, key.as_bytes().as_slice())?;
     push(&mut args, to_version(record.version, "version")?)?;
@@ -122,49 +80,68 @@ pub(super) fn record_arguments(
     Ok(args)
 }
 
-pub(super) fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, SessionError>
+/// The column `name` of a row read by `operation`: [`StoreError::Corrupt`] naming it if it
+/// does not decode, [`StoreError::UnexpectedReply`] if the row lacks it.
+pub(super) fn column<'r, T>(
+    row: &'r PgRow,
+    name: &'static str,
+    operation: &'static str,
+) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, Postgres> + Type<Postgres>,
 {
-    row.try_get(name).map_err(SessionError::store)
-}
-
-pub(super) fn decode_record(row: &PgRow) -> Result<Record, SessionError> {
-    let version =
-        u64::try_from(column::<i64>(row, "version")?).map_err(|_| malformed("negative version"))?;
-    let expiry = column::<Option<String>>(row, "expiry")?
-        .map(|text| serde_json::from_str::<Expiry>(&text))
-        .transpose()
-        .map_err(|source| {
-            SessionError::store(StoreError::MalformedRow {
-                problem: "expiry is not a valid Expiry",
-                source: Some(source),
-            })
-        })?;
-    Ok(Record {
-        version,
-        user: column(row, "user_id")?,
-        created_at: from_millis(column(row, "created_at")?, "created_at out of range")?,
-        last_active: from_millis(column(row, "last_active")?, "last_active out of range")?,
-        expires_at: from_millis(column(row, "expires_at")?, "expires_at out of range")?,
-        expiry,
-        data: column(row, "data")?,
+    row.try_get(name).map_err(|error| match error {
+        sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(name, source),
+        error => sqlx_failure(operation, error),
     })
 }
 
-pub(super) fn decode_info(row: &PgRow) -> Result<SessionInfo, SessionError> {
-    let key: Vec<u8> = column(row, "key")?;
-    let key = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| malformed("key is not 32 bytes"))?;
+/// The time in the column `name`.
+fn time_column(
+    row: &PgRow,
+    name: &'static str,
+    operation: &'static str,
+) -> Result<SystemTime, StoreError> {
+    from_millis(column(row, name, operation)?, name)
+}
+
+/// The record in a row read by `operation`.
+pub(super) fn decode_record(row: &PgRow, operation: &'static str) -> Result<Record, StoreError> {
+    let version = column::<i64>(row, "version", operation)?;
+    let version = u64::try_from(version)
+        .map_err(|_| StoreError::corrupt("version", format!("negative version {version}")))?;
+    let expiry = column::<Option<String>>(row, "expiry", operation)?
+        .map(|text| serde_json::from_str::<Expiry>(&text))
+        .transpose()
+        .map_err(|error| StoreError::corrupt("expiry", format!("not a valid Expiry: {error}")))?;
+    Ok(Record {
+        version,
+        user: column(row, "user_id", operation)?,
+        created_at: time_column(row, "created_at", operation)?,
+        last_active: time_column(row, "last_active", operation)?,
+        expires_at: time_column(row, "expires_at", operation)?,
+        expiry,
+        data: column(row, "data", operation)?,
+    })
+}
+
+/// The session metadata in a row read by `operation`.
+pub(super) fn decode_info(row: &PgRow, operation: &'static str) -> Result<SessionInfo, StoreError> {
+    let key: Vec<u8> = column(row, "key", operation)?;
+    let key = <[u8; 32]>::try_from(key.as_slice())
+        .map_err(|_| StoreError::corrupt("key", format!("{} bytes instead of 32", key.len())))?;
     Ok(SessionInfo {
         handle: SessionHandle::from_store_key(StoreKey::from_bytes(key)),
-        created_at: from_millis(column(row, "created_at")?, "created_at out of range")?,
-        last_active: from_millis(column(row, "last_active")?, "last_active out of range")?,
-        expires_at: from_millis(column(row, "expires_at")?, "expires_at out of range")?,
+        created_at: time_column(row, "created_at", operation)?,
+        last_active: time_column(row, "last_active", operation)?,
+        expires_at: time_column(row, "expires_at", operation)?,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     #[test]
@@ -174,12 +151,31 @@ mod tests {
         assert_eq!(from_millis(1_700_000_000_123, "t").ok(), Some(whole));
         let partial = whole + Duration::from_micros(999);
         assert_eq!(to_millis(partial, "t").ok(), Some(1_700_000_000_123));
+    }
+
+    #[test]
+    fn times_before_1970_are_refused_and_negative_stored_times_are_corrupt() {
         let before = UNIX_EPOCH - Duration::from_micros(1_500);
-        assert_eq!(to_millis(before, "t").ok(), Some(-2));
-        assert_eq!(
-            from_millis(-2, "t").ok(),
-            Some(UNIX_EPOCH - Duration::from_millis(2))
-        );
+        assert!(matches!(
+            to_millis(before, "created_at"),
+            Err(StoreError::TimeOutOfRange {
+                field: "created_at"
+            })
+        ));
+        assert!(matches!(
+            from_millis(-2, "expires_at"),
+            Err(StoreError::Corrupt {
+                field: "expires_at",
+                ..
+            })
+        ));
+        assert!(matches!(
+            from_millis(i64::MAX, "expires_at"),
+            Err(StoreError::Corrupt {
+                field: "expires_at",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -187,7 +183,7 @@ mod tests {
         assert_eq!(to_version(7, "v").ok(), Some(7));
         assert!(matches!(
             to_version(u64::MAX, "v"),
-            Err(SessionError::Store(_))
+            Err(StoreError::Backend(_))
         ));
     }
 }

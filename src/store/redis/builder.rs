@@ -1,19 +1,20 @@
 //! [`RedisStoreBuilder`]: the store's settings, and connecting.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Client;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::error::{ConfigError, SessionError};
-use crate::store::DEFAULT_OPERATION_TIMEOUT;
+use crate::error::ConfigError;
+use crate::store::{DEFAULT_OPERATION_TIMEOUT, StoreError};
 #[cfg(doc)]
-use crate::store::{LoadOutcome, SessionStore};
+use crate::store::{LoadOutcome, SessionStore, UserIndex};
 
 use super::connection::{bounded, default_connection_config};
-use super::error::RedisStoreError;
+use super::error::redis_failure;
 use super::keys::KeyLayout;
 use super::{DEFAULT_EXPIRY_GRACE, DEFAULT_KEY_PREFIX, RedisStore};
 
@@ -71,17 +72,17 @@ impl RedisStoreBuilder {
     }
 
     /// The longest any one store operation may take, connecting included; past it the
-    /// operation is abandoned with [`SessionError::StoreTimeout`]. Default: 2 seconds.
+    /// operation is abandoned with [`StoreError::Timeout`]. Default: 2 seconds.
     ///
     /// While the server is down, paused or unreachable, every request that needs the store
     /// then fails within this bound instead of waiting for the connection manager's
     /// reconnection attempts. [`build`](Self::build) connects within it too.
-    /// [`delete_expired`](SessionStore::delete_expired), [`sessions_of`](SessionStore::sessions_of)
-    /// and [`revoke_user`](SessionStore::revoke_user) take several steps on a large keyspace or
+    /// [`delete_expired`](SessionStore::delete_expired), [`sessions_of`](UserIndex::sessions_of)
+    /// and [`revoke_user`](UserIndex::revoke_user) take several steps on a large keyspace or
     /// index (see [`RedisStore`]); the bound applies to each step. An abandoned script may
     /// still run on the server once it answers again, which every operation tolerates (each
     /// script is atomic, and a retry reads the outcome afresh). Must not be zero; checked by
-    /// [`build`](Self::build).
+    /// [`build`](Self::build), which refuses zero with a [`ConfigError`].
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
         self
@@ -95,56 +96,116 @@ impl RedisStoreBuilder {
     /// Settings given here replace those defaults entirely, timeouts included. The operation
     /// timeout bounds each operation whatever they say: a longer response or connection
     /// timeout here changes nothing, a shorter one makes an operation fail sooner with
-    /// [`SessionError::Store`].
+    /// [`StoreError::Unavailable`].
     ///
     /// Only for a builder made with [`RedisStore::builder`]: a manager passed to
-    /// [`RedisStore::builder_with_manager`] is already configured, and `build` fails if this
-    /// is set too.
+    /// [`RedisStore::builder_with_manager`] is already configured, and `build` fails with a
+    /// [`ConfigError`] if this is set too.
     pub fn connection_config(mut self, config: ConnectionManagerConfig) -> Self {
         self.config = Some(config);
         self
     }
 
-    /// Connects (for a builder made from a URL) and returns the store.
+    /// Checks the settings, then returns the future that connects (for a builder made from
+    /// a URL) and yields the store.
+    ///
+    /// The settings are checked before any I/O, so a mistake in them shows at once, and the
+    /// connection's own failures come from the future:
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use sessionware::RedisStore;
+    ///
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .operation_timeout(Duration::from_millis(500))
+    ///     .build()? // a `ConfigError`: the settings are wrong
+    ///     .await?; // a `StoreError`: the server could not be reached
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// For a builder made with [`RedisStore::builder_with_manager`], the future is ready at
+    /// once and never fails.
     ///
     /// # Errors
     ///
-    /// - [`SessionError::Store`] if the URL does not parse, the server refuses the connection,
-    ///   or a connection configuration was given for an existing manager;
-    /// - [`SessionError::Store`] with a [`ConfigError::InvalidStoreSetting`] as its source if
-    ///   the [operation timeout](Self::operation_timeout) is zero (checked before connecting);
-    /// - [`SessionError::StoreTimeout`] if connecting takes longer than the operation timeout
-    ///   (the server is down, paused or unreachable).
-    pub async fn build(self) -> Result<RedisStore, SessionError> {
+    /// [`ConfigError::InvalidStoreSetting`], before connecting, naming the setting:
+    ///
+    /// - `operation_timeout` if the [operation timeout](Self::operation_timeout) is zero;
+    /// - `url` if the URL does not parse;
+    /// - `connection_config` if a [connection configuration](Self::connection_config) was
+    ///   given for an existing manager.
+    ///
+    /// The future then fails with:
+    ///
+    /// - [`StoreError::Unavailable`] if the server refuses the connection or drops it (the
+    ///   [`redis::RedisError`] is the source);
+    /// - [`StoreError::Timeout`] if connecting takes longer than the operation timeout (the
+    ///   server is down, paused or unreachable);
+    /// - [`StoreError::Backend`] if the server refuses the client otherwise (a wrong password,
+    ///   say; the [`redis::RedisError`] is the source).
+    pub fn build(
+        self,
+    ) -> Result<impl Future<Output = Result<RedisStore, StoreError>> + Send + 'static, ConfigError>
+    {
         let timeout = self.operation_timeout;
         if timeout.is_zero() {
-            return Err(SessionError::store(ConfigError::InvalidStoreSetting {
+            return Err(ConfigError::InvalidStoreSetting {
                 setting: "operation_timeout",
                 reason: "must be greater than zero".to_owned(),
-            }));
+            });
         }
-        let manager = match (self.connection, self.config) {
+        let source = match (self.connection, self.config) {
             (Connection::Url(url), config) => {
-                let client = Client::open(url.as_str()).map_err(SessionError::store)?;
+                let client = Client::open(url.as_str()).map_err(|error| {
+                    ConfigError::InvalidStoreSetting {
+                        setting: "url",
+                        reason: format!("the Redis URL is not valid: {error}"),
+                    }
+                })?;
                 let config = config.unwrap_or_else(|| default_connection_config(timeout));
-                bounded(timeout, "connect", async {
-                    ConnectionManager::new_with_config(client, config)
-                        .await
-                        .map_err(SessionError::store)
-                })
-                .await?
+                Source::Connect(client, config)
             }
-            (Connection::Manager(manager), None) => manager,
+            (Connection::Manager(manager), None) => Source::Ready(manager),
             (Connection::Manager(_), Some(_)) => {
-                return Err(SessionError::store(RedisStoreError::ConfigForManager));
+                return Err(ConfigError::InvalidStoreSetting {
+                    setting: "connection_config",
+                    reason: "has no effect on a store built from an existing \
+                             ConnectionManager: configure the manager instead"
+                        .to_owned(),
+                });
             }
         };
-        Ok(RedisStore {
-            manager,
-            layout: Arc::new(KeyLayout::new(self.key_prefix, self.expiry_grace)),
-            operation_timeout: timeout,
+        let layout = Arc::new(KeyLayout::new(self.key_prefix, self.expiry_grace));
+        Ok(async move {
+            let manager = match source {
+                Source::Ready(manager) => manager,
+                Source::Connect(client, config) => {
+                    bounded(timeout, "connect", async {
+                        ConnectionManager::new_with_config(client, config)
+                            .await
+                            .map_err(|error| redis_failure("connect", error))
+                    })
+                    .await?
+                }
+            };
+            Ok(RedisStore {
+                manager,
+                layout,
+                operation_timeout: timeout,
+            })
         })
     }
+}
+
+/// Where [`RedisStoreBuilder::build`] gets its connection manager.
+// Built once per store and consumed by `build`: boxing the large variant would save nothing.
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    Connect(Client, ConnectionManagerConfig),
+    Ready(ConnectionManager),
 }
 
 impl fmt::Debug for RedisStoreBuilder {

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
 
-use crate::error::SessionError;
-use crate::store::within;
+use crate::store::{StoreError, within};
 
 #[cfg(doc)]
 use super::RedisStoreBuilder;
@@ -21,22 +20,22 @@ const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// which the store's default connection settings set to at most `timeout`. When one of those
 /// fires only once the whole `timeout` has passed, it is the same event as the store's own
 /// timeout seen from inside (both timers may fire on the same tick), and is reported the
-/// same way, as [`SessionError::StoreTimeout`]. One that fires sooner (a shorter timeout in a
-/// caller's connection settings) stays a [`SessionError::Store`].
+/// same way, as [`StoreError::Timeout`]. One that fires sooner (a shorter timeout in a
+/// caller's connection settings) stays a [`StoreError::Unavailable`].
 pub(super) async fn bounded<T>(
     timeout: Duration,
     operation: &'static str,
-    step: impl Future<Output = Result<T, SessionError>>,
-) -> Result<T, SessionError> {
+    step: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     let started = tokio::time::Instant::now();
     match within(timeout, operation, step).await {
-        Err(SessionError::Store(source))
+        Err(StoreError::Unavailable(source))
             if started.elapsed() >= timeout
                 && source
                     .downcast_ref::<redis::RedisError>()
                     .is_some_and(redis::RedisError::is_timeout) =>
         {
-            Err(SessionError::StoreTimeout { operation, timeout })
+            Err(StoreError::Timeout { operation, timeout })
         }
         result => result,
     }
@@ -68,11 +67,14 @@ mod tests {
         assert_eq!(default.connection_timeout(), Some(Duration::from_secs(1)));
     }
 
-    fn redis_timeout() -> SessionError {
-        SessionError::store(redis::RedisError::from(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "timed out",
-        )))
+    fn redis_timeout() -> StoreError {
+        super::super::error::redis_failure(
+            "load",
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out",
+            )),
+        )
     }
 
     #[tokio::test]
@@ -87,15 +89,18 @@ mod tests {
         assert!(
             matches!(
                 late,
-                Err(SessionError::StoreTimeout {
+                Err(StoreError::Timeout {
                     operation: "load",
                     timeout: t
                 }) if t == timeout
             ),
             "{late:?}"
         );
-        // A shorter timeout of the caller's own connection settings stays a store error.
+        // A shorter timeout of the caller's own connection settings stays "unavailable".
         let early = bounded(timeout, "load", async { Err::<(), _>(redis_timeout()) }).await;
-        assert!(matches!(early, Err(SessionError::Store(_))), "{early:?}");
+        assert!(
+            matches!(early, Err(StoreError::Unavailable(_))),
+            "{early:?}"
+        );
     }
 }

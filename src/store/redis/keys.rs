@@ -8,7 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::id::StoreKey;
 
-use super::record::MAX_MILLIS;
+/// The longest grace kept, in milliseconds: 2^53 - 1, the largest integer a Lua number (a
+/// double) holds exactly, as for every time the store writes.
+const MAX_GRACE_MILLIS: u64 = (1 << 53) - 1;
 
 /// Key names and the expiry grace, shared by the clones of one store.
 pub(super) struct KeyLayout {
@@ -24,8 +26,8 @@ impl KeyLayout {
             session_prefix: format!("{prefix}s:"),
             prefix,
             grace_millis: u64::try_from(expiry_grace.as_millis())
-                .unwrap_or(MAX_MILLIS)
-                .min(MAX_MILLIS),
+                .unwrap_or(MAX_GRACE_MILLIS)
+                .min(MAX_GRACE_MILLIS),
         }
     }
 

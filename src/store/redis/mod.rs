@@ -4,7 +4,7 @@
 //! The key layout, the scripts' guarantees and the role of `delete_expired` are documented on
 //! [`RedisStore`] itself, where users of the crate can read them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -12,13 +12,15 @@ use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionManager;
 
-use crate::error::SessionError;
+#[cfg(doc)]
+use crate::error::ConfigError;
 #[cfg(doc)]
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
+use crate::store::time::to_unix_millis;
 use crate::store::{
     CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, Record, RotateOutcome, SaveOutcome,
-    SessionInfo, SessionStore, TouchOutcome,
+    SessionInfo, SessionStore, StoreError, StoreFuture, TouchOutcome, UserIndex,
 };
 
 mod builder;
@@ -31,9 +33,9 @@ mod scripts;
 use self::builder::Connection;
 pub use self::builder::RedisStoreBuilder;
 use self::connection::bounded;
-use self::error::RedisStoreError;
+use self::error::{redis_failure, unexpected_reply};
 use self::keys::KeyLayout;
-use self::record::{decode_info, decode_record, encode_record, from_millis, to_millis};
+use self::record::{Fields, decode_info, decode_marker_deadline, decode_record, encode_record};
 use self::scripts::{MARKER_VERSION, SCRIPTS};
 
 const DEFAULT_KEY_PREFIX: &str = "sessionware:";
@@ -59,23 +61,54 @@ const _: () = assert!(INDEX_PAGE >= 2);
 /// connecting included, is bounded by the
 /// [operation timeout](RedisStoreBuilder::operation_timeout) (2 seconds by default). When the
 /// server goes away or stops answering, operations fail within it, with
-/// [`SessionError::StoreTimeout`], or sooner with [`SessionError::Store`] (the
+/// [`StoreError::Timeout`], or sooner with [`StoreError::Unavailable`] (the
 /// [`redis::RedisError`] kept as the source) when the failure shows at once, such as a refused
 /// connection; meanwhile the manager reconnects in the background, and once the server is back
 /// the same store works again without being reopened.
 ///
+/// Make one with [`RedisStore::connect`] (a URL, default settings), [`RedisStore::new`] (a
+/// [`ConnectionManager`] the application already has) or [`RedisStore::builder`] (to change
+/// the settings):
+///
 /// ```no_run
-/// # async fn run() -> Result<(), sessionware::SessionError> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use sessionware::RedisStore;
 ///
-/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+///
+/// let custom = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .key_prefix("myapp:sessions:")
-///     .build()
-///     .await?;
-/// # let _ = store;
+///     .build()? // settings are checked first: a `ConfigError`
+///     .await?; // then it connects: a `StoreError`
+/// # let _ = (store, custom);
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Errors
+///
+/// Every operation fails with a [`StoreError`]:
+///
+/// - [`Unavailable`](StoreError::Unavailable): the connection was refused, reset, closed or
+///   dropped, another I/O error occurred, a `redis` response or connection timeout shorter
+///   than the operation timeout fired, or the server answered `LOADING`, `MASTERDOWN`,
+///   `CLUSTERDOWN` or `TRYAGAIN` (it is restarting or failing over). The
+///   [`redis::RedisError`] is the source. Retry later.
+/// - [`Timeout`](StoreError::Timeout): the operation (or one step of a multi-step one) did not
+///   finish within the [operation timeout](RedisStoreBuilder::operation_timeout).
+/// - [`Corrupt`](StoreError::Corrupt): a session hash under this store's prefix does not
+///   decode; `field` names the [`Record`] field (`created_at`, `last_active`, `expires_at`,
+///   `version`, `user`, `expiry`, `data`; `handle` for a listed index member that is not a
+///   store key).
+/// - [`UnexpectedReply`](StoreError::UnexpectedReply): a command or script answered with a
+///   reply of a shape or value this store never produces (another release's scripts, a proxy
+///   that rewrites replies), or a walk of a user's index never reached its end (see
+///   [Index upkeep](#index-upkeep)).
+/// - [`TimeOutOfRange`](StoreError::TimeOutOfRange): a time to store (or the `now` passed in)
+///   is before 1970 or more than 2^53 ms after it.
+/// - [`Backend`](StoreError::Backend): any other error of the server or the client (a
+///   script error, `NOPERM`, `READONLY`, out of memory, ...), with the [`redis::RedisError`]
+///   as the source.
 ///
 /// # Layout
 ///
@@ -110,8 +143,8 @@ const _: () = assert!(INDEX_PAGE >= 2);
 ///   of a session with a user remove, in the same script, at most 32 members of that index
 ///   scored at or before `now` minus the [expiry grace](RedisStoreBuilder::expiry_grace),
 ///   lowest scores first: sessions that expired longer than the grace ago, whose keys Redis
-///   has already dropped. `now` is the time the caller passes; `create`, which is given none,
-///   uses the record's `last_active`. Each write adds at most one member and removes up to 32
+///   has already dropped. `now` is the time the caller passes. Each write adds at most one
+///   member and removes up to 32
 ///   stale ones, so stale members cannot pile up in an index that is still written to, and a
 ///   backlog drains 32 members per write.
 /// - **`sessions_of` and `revoke_user` drop members whose session is gone**: they check that
@@ -131,8 +164,8 @@ const _: () = assert!(INDEX_PAGE >= 2);
 ///   A session created or rotated while it runs is therefore revoked too, wherever its new
 ///   deadline ranks it.
 ///
-/// Each stops with [`SessionError::Store`] after 100,000 pages (ten million members), which
-/// only sessions added as fast as the walk removes them can reach.
+/// Each stops with [`StoreError::UnexpectedReply`] after 100,000 pages (ten million members),
+/// which only sessions added as fast as the walk removes them can reach.
 ///
 /// Pruning trusts the writer's clock: an application instance whose clock runs ahead of
 /// another's by more than the grace can prune the member of a session the other still sees
@@ -142,14 +175,13 @@ const _: () = assert!(INDEX_PAGE >= 2);
 ///
 /// # Atomicity
 ///
-/// `load` is a single `HGETALL`. `create`, `save`, `touch`, `delete`, `rotate` and `revoke` are
-/// each one Lua script (sent with `EVALSHA`, loaded again automatically after a server restart
+/// `load` is a single `HGETALL`. `create`, `save`, `touch`, `delete`, `rotate` and `revoke` (a
+/// `delete` of the handle's key) are each one Lua script (sent with `EVALSHA`, loaded again automatically after a server restart
 /// or a `SCRIPT FLUSH`), so each happens entirely or not at all and no client ever sees half of
 /// it. `sessions_of` and `revoke_user` are one script per page of the index, and
 /// `delete_expired` one per `SCAN` batch; each of those scripts is atomic in the same way, and
 /// their order makes the whole correct (see [Index upkeep](#index-upkeep)). `create` is
-/// insert-only, `save`
-/// and `rotate` compare the stored version and check liveness at the caller's `now` before
+/// insert-only, `save` and `rotate` compare the stored version and check liveness at the caller's `now` before
 /// writing, and `touch` never recreates a record.
 ///
 /// The scripts use only commands and options available since Redis 6.2 (no functions, no
@@ -169,13 +201,14 @@ const _: () = assert!(INDEX_PAGE >= 2);
 /// deadline is at or before the `now` it was given. It costs a full `SCAN` of the keyspace and
 /// need not be scheduled.
 ///
-/// [`revoke_user`](SessionStore::revoke_user) deletes every session of the user, expired or
-/// not, but counts only those live by this process's clock, as the trait passes it no time.
+/// [`revoke_user`](UserIndex::revoke_user) deletes every session of the user, expired or
+/// not, but counts only those live at the `now` it was given.
 ///
 /// # Precision
 ///
 /// Times are stored as whole milliseconds since the Unix epoch: a time with a finer part comes
-/// back truncated to the millisecond, and a time before 1970 cannot be stored.
+/// back truncated to the millisecond, and a time before 1970 cannot be stored
+/// ([`StoreError::TimeOutOfRange`]).
 ///
 /// # Security
 ///
@@ -190,31 +223,28 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects to the server at `url` (`redis://`, `rediss://` with TLS enabled in the
-    /// `redis` crate, or `unix://`) with the default settings.
+    /// `redis` crate, or `unix://`) with the default settings. Use
+    /// [`builder`](Self::builder) to change them.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] if the URL does not parse or the server refuses the
-    /// connection, [`SessionError::StoreTimeout`] if connecting takes longer than the default
-    /// operation timeout of 2 seconds (the server is down, paused or unreachable).
-    pub async fn open(url: &str) -> Result<Self, SessionError> {
-        Self::builder(url).build().await
-    }
-
-    /// Starts configuring a store that will connect to the server at `url`.
-    pub fn builder(url: &str) -> RedisStoreBuilder {
-        RedisStoreBuilder::new(Connection::Url(url.to_owned()))
-    }
-
-    /// Starts configuring a store that uses a connection manager the application already has.
-    pub fn builder_with_manager(manager: ConnectionManager) -> RedisStoreBuilder {
-        RedisStoreBuilder::new(Connection::Manager(manager))
+    /// - [`StoreError::Unavailable`] if the server refuses or drops the connection;
+    /// - [`StoreError::Timeout`] if connecting takes longer than the default operation
+    ///   timeout of 2 seconds (the server is down, paused or unreachable);
+    /// - [`StoreError::Backend`] if the server refuses the client otherwise (a wrong
+    ///   password, say), or if the URL does not parse, with a
+    ///   [`ConfigError::InvalidStoreSetting`] for the setting `url` as the source.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        match Self::builder(url).build() {
+            Ok(connecting) => connecting.await,
+            Err(config) => Err(StoreError::backend(config)),
+        }
     }
 
     /// A store with the default settings (the default operation timeout of 2 seconds
     /// included) on a connection manager the application already has. No I/O happens until
     /// the first operation.
-    pub fn from_manager(manager: ConnectionManager) -> Self {
+    pub fn new(manager: ConnectionManager) -> Self {
         Self {
             manager,
             layout: Arc::new(KeyLayout::new(
@@ -223,6 +253,17 @@ impl RedisStore {
             )),
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
+    }
+
+    /// Starts configuring a store that will connect to the server at `url`; the URL is
+    /// checked by [`build`](RedisStoreBuilder::build).
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Connection::Url(url.to_owned()))
+    }
+
+    /// Starts configuring a store that uses a connection manager the application already has.
+    pub fn builder_with_manager(manager: ConnectionManager) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Connection::Manager(manager))
     }
 
     /// The prefix of every key this store writes.
@@ -239,23 +280,32 @@ impl RedisStore {
     async fn bounded<T>(
         &self,
         operation: &'static str,
-        step: impl Future<Output = Result<T, SessionError>>,
-    ) -> Result<T, SessionError> {
+        step: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         bounded(self.operation_timeout, operation, step).await
     }
+}
 
-    /// Deletes the session under `key` and its index entry: `delete` and `revoke`.
-    async fn delete_key(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        let deleted: i64 = SCRIPTS
-            .delete
-            .key(self.layout.session_key(key))
-            .arg(key.to_hex())
-            .arg(self.layout.grace_millis)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(SessionError::store)?;
-        Ok(deleted > 0)
-    }
+/// Maps a [`redis::RedisError`] of `operation` to its [`StoreError`], for `map_err`.
+fn failed(operation: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
+    move |error| redis_failure(operation, error)
+}
+
+/// The error for a script of `operation` that returned `code`, which its code cannot return.
+fn unexpected_code(operation: &'static str, code: i64) -> StoreError {
+    unexpected_reply(operation, &format!("the script returned {code}"))
+}
+
+/// The error for a walk of a user's index that never reached its end.
+fn index_too_large(operation: &'static str) -> StoreError {
+    unexpected_reply(
+        operation,
+        &format!(
+            "still a full page of the user's index after {MAX_INDEX_PAGES} pages of \
+             {INDEX_PAGE} members (are sessions of that user created as fast as they are \
+             removed?)"
+        ),
+    )
 }
 
 impl fmt::Debug for RedisStore {
@@ -271,23 +321,23 @@ impl fmt::Debug for RedisStore {
 }
 
 impl SessionStore for RedisStore {
-    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
-        self.bounded("load", async {
-            let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<LoadOutcome, StoreError>> {
+        StoreFuture::boxed(self.bounded("load", async move {
+            let fields: Fields = redis::cmd("HGETALL")
                 .arg(self.layout.session_key(key))
                 .query_async(&mut self.conn())
                 .await
-                .map_err(SessionError::store)?;
+                .map_err(failed("load"))?;
             if fields.is_empty() {
                 return Ok(LoadOutcome::Missing);
             }
             if fields.get("version").map(Vec::as_slice) == Some(MARKER_VERSION.as_bytes()) {
                 // A rotation marker: only its deadline is kept.
-                let expires = fields
-                    .get("expires")
-                    .and_then(|text| std::str::from_utf8(text).ok()?.parse().ok())
-                    .and_then(from_millis)
-                    .ok_or_else(|| SessionError::store(RedisStoreError::UnexpectedReply("load")))?;
+                let expires = decode_marker_deadline(&fields)?;
                 return Ok(if expires <= now {
                     LoadOutcome::Expired
                 } else {
@@ -300,50 +350,49 @@ impl SessionStore for RedisStore {
             } else {
                 LoadOutcome::Found(record)
             })
-        })
-        .await
+        }))
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
-        self.bounded("create", async {
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<CreateOutcome, StoreError>> {
+        StoreFuture::boxed(self.bounded("create", async move {
             let encoded = encode_record(&self.layout, record)?;
             let mut invocation = SCRIPTS.create.key(self.layout.session_key(key));
             if let Some(index) = &encoded.index {
                 invocation.key(index);
             }
-            // `create` is given no time: the record's last activity, which the caller set to
-            // its "now" when it made the record, decides which index entries are stale.
             invocation
                 .arg(key.to_hex())
                 .arg(encoded.expires)
                 .arg(self.layout.grace_millis)
-                .arg(to_millis(record.last_active)?);
+                .arg(to_unix_millis(now, "now")?);
             for (name, value) in &encoded.fields {
                 invocation.arg(*name).arg(value.as_slice());
             }
             let created: i64 = invocation
                 .invoke_async(&mut self.conn())
                 .await
-                .map_err(SessionError::store)?;
+                .map_err(failed("create"))?;
             match created {
                 1 => Ok(CreateOutcome::Created),
                 0 => Ok(CreateOutcome::Collision),
-                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                    "create",
-                ))),
+                code => Err(unexpected_code("create", code)),
             }
-        })
-        .await
+        }))
     }
 
-    async fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<SaveOutcome, SessionError> {
-        self.bounded("save", async {
+    ) -> StoreFuture<'a, Result<SaveOutcome, StoreError>> {
+        StoreFuture::boxed(self.bounded("save", async move {
             let encoded = encode_record(&self.layout, record)?;
             let mut invocation = SCRIPTS.save.key(self.layout.session_key(key));
             if let Some(index) = &encoded.index {
@@ -354,73 +403,83 @@ impl SessionStore for RedisStore {
                 .arg(encoded.expires)
                 .arg(self.layout.grace_millis)
                 .arg(expected_version.to_string())
-                .arg(to_millis(now)?);
+                .arg(to_unix_millis(now, "now")?);
             for (name, value) in &encoded.fields {
                 invocation.arg(*name).arg(value.as_slice());
             }
             let saved: i64 = invocation
                 .invoke_async(&mut self.conn())
                 .await
-                .map_err(SessionError::store)?;
+                .map_err(failed("save"))?;
             match saved {
                 1 => Ok(SaveOutcome::Saved),
                 0 => Ok(SaveOutcome::Missing),
                 2 => Ok(SaveOutcome::Conflict),
                 3 => Ok(SaveOutcome::Moved),
-                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                    "save",
-                ))),
+                code => Err(unexpected_code("save", code)),
             }
-        })
-        .await
+        }))
     }
 
-    async fn touch(
-        &self,
-        key: &StoreKey,
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
         expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<TouchOutcome, SessionError> {
-        self.bounded("touch", async {
+    ) -> StoreFuture<'a, Result<TouchOutcome, StoreError>> {
+        StoreFuture::boxed(self.bounded("touch", async move {
             let touched: i64 = SCRIPTS
                 .touch
                 .key(self.layout.session_key(key))
                 .arg(key.to_hex())
-                .arg(to_millis(last_active)?)
-                .arg(to_millis(expires_at)?)
-                .arg(to_millis(now)?)
+                .arg(to_unix_millis(last_active, "last_active")?)
+                .arg(to_unix_millis(expires_at, "expires_at")?)
+                .arg(to_unix_millis(now, "now")?)
                 .arg(self.layout.grace_millis)
                 .arg(expected_version.to_string())
                 .invoke_async(&mut self.conn())
                 .await
-                .map_err(SessionError::store)?;
+                .map_err(failed("touch"))?;
             match touched {
                 1 => Ok(TouchOutcome::Touched),
                 0 => Ok(TouchOutcome::Missing),
                 2 => Ok(TouchOutcome::Conflict),
-                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                    "touch",
-                ))),
+                code => Err(unexpected_code("touch", code)),
             }
-        })
-        .await
+        }))
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        self.bounded("delete", self.delete_key(key)).await
+    /// Deletes the session hash and its index entry, in one script. Liveness plays no part,
+    /// so `now` is not used.
+    fn delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        StoreFuture::boxed(self.bounded("delete", async move {
+            let deleted: i64 = SCRIPTS
+                .delete
+                .key(self.layout.session_key(key))
+                .arg(key.to_hex())
+                .arg(self.layout.grace_millis)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(failed("delete"))?;
+            Ok(deleted > 0)
+        }))
     }
 
-    async fn rotate(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<RotateOutcome, SessionError> {
-        self.bounded("rotate", async {
+    ) -> StoreFuture<'a, Result<RotateOutcome, StoreError>> {
+        StoreFuture::boxed(self.bounded("rotate", async move {
             let encoded = encode_record(&self.layout, record)?;
             let mut invocation = SCRIPTS.rotate.key(self.layout.session_key(old));
             invocation.key(self.layout.session_key(new));
@@ -433,167 +492,167 @@ impl SessionStore for RedisStore {
                 .arg(encoded.expires)
                 .arg(self.layout.grace_millis)
                 .arg(expected_version.to_string())
-                .arg(to_millis(now)?);
+                .arg(to_unix_millis(now, "now")?);
             for (name, value) in &encoded.fields {
                 invocation.arg(*name).arg(value.as_slice());
             }
             let rotated: i64 = invocation
                 .invoke_async(&mut self.conn())
                 .await
-                .map_err(SessionError::store)?;
+                .map_err(failed("rotate"))?;
             match rotated {
                 1 => Ok(RotateOutcome::Rotated),
                 0 => Ok(RotateOutcome::Missing),
                 2 => Ok(RotateOutcome::Conflict),
                 3 => Ok(RotateOutcome::Collision),
                 4 => Ok(RotateOutcome::Moved),
-                _ => Err(SessionError::store(RedisStoreError::UnexpectedReply(
-                    "rotate",
-                ))),
+                code => Err(unexpected_code("rotate", code)),
             }
-        })
-        .await
+        }))
     }
 
     /// Scans in batches; the operation timeout bounds each `SCAN` step and each purge script,
     /// not the whole walk of the keyspace.
-    async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
-        let now = to_millis(now)?;
-        let pattern = self.layout.session_pattern();
-        let mut conn = self.conn();
-        let mut cursor: u64 = 0;
-        let mut purged: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .bounded("delete_expired", async {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(SCAN_BATCH)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(SessionError::store)
-                })
-                .await?;
-            if !keys.is_empty() {
-                let mut invocation = SCRIPTS.purge.prepare_invoke();
-                for key in &keys {
-                    invocation.key(key.as_slice());
-                }
-                invocation.arg(now).arg(self.layout.grace_millis);
-                let count: u64 = self
+    fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>> {
+        StoreFuture::boxed(async move {
+            let now = to_unix_millis(now, "now")?;
+            let pattern = self.layout.session_pattern();
+            let mut conn = self.conn();
+            let mut cursor: u64 = 0;
+            let mut purged: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = self
                     .bounded("delete_expired", async {
-                        invocation
-                            .invoke_async(&mut conn)
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(SCAN_BATCH)
+                            .query_async(&mut conn)
                             .await
-                            .map_err(SessionError::store)
+                            .map_err(failed("delete_expired"))
                     })
                     .await?;
-                purged += count;
+                if !keys.is_empty() {
+                    let mut invocation = SCRIPTS.purge.prepare_invoke();
+                    for key in &keys {
+                        invocation.key(key.as_slice());
+                    }
+                    invocation.arg(now).arg(self.layout.grace_millis);
+                    let count: u64 = self
+                        .bounded("delete_expired", async {
+                            invocation
+                                .invoke_async(&mut conn)
+                                .await
+                                .map_err(failed("delete_expired"))
+                        })
+                        .await?;
+                    purged += count;
+                }
+                if next == 0 {
+                    return Ok(purged);
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(purged);
-            }
-            cursor = next;
-        }
+        })
     }
 
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+impl UserIndex for RedisStore {
     /// Pages through the user's index by rank, at most 100 members per script call, each
     /// bounded by the operation timeout; not a snapshot (see
     /// [Index upkeep](RedisStore#index-upkeep)).
-    async fn sessions_of(
-        &self,
-        user: &str,
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
         now: SystemTime,
-    ) -> Result<Vec<SessionInfo>, SessionError> {
-        let index = self.layout.index_key(user);
-        let now = to_millis(now)?;
-        let mut conn = self.conn();
-        let mut seen = HashSet::new();
-        let mut sessions = Vec::new();
-        let mut first = 0_usize;
-        for _ in 0..MAX_INDEX_PAGES {
-            let (examined, kept, listed): (usize, usize, Vec<String>) = self
-                .bounded("sessions_of", async {
-                    SCRIPTS
-                        .list
-                        .key(&index)
-                        .arg(&self.layout.session_prefix)
-                        .arg(now)
-                        .arg(self.layout.grace_millis)
-                        .arg(first)
-                        .arg(INDEX_PAGE)
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(SessionError::store)
-                })
-                .await?;
-            for entry in listed.chunks(4) {
-                let info = decode_info(entry)?;
-                if seen.insert(info.handle) {
-                    sessions.push(info);
+    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        StoreFuture::boxed(async move {
+            let index = self.layout.index_key(user);
+            let now = to_unix_millis(now, "now")?;
+            let mut conn = self.conn();
+            let mut seen = HashSet::new();
+            let mut sessions = Vec::new();
+            let mut first = 0_usize;
+            for _ in 0..MAX_INDEX_PAGES {
+                let (examined, kept, listed): (usize, usize, Vec<String>) = self
+                    .bounded("sessions_of", async {
+                        SCRIPTS
+                            .list
+                            .key(&index)
+                            .arg(&self.layout.session_prefix)
+                            .arg(now)
+                            .arg(self.layout.grace_millis)
+                            .arg(first)
+                            .arg(INDEX_PAGE)
+                            .invoke_async(&mut conn)
+                            .await
+                            .map_err(failed("sessions_of"))
+                    })
+                    .await?;
+                for entry in listed.chunks(4) {
+                    let info = decode_info(entry)?;
+                    if seen.insert(info.handle) {
+                        sessions.push(info);
+                    }
                 }
+                if examined < INDEX_PAGE {
+                    sessions.sort_by_key(|info| info.created_at);
+                    return Ok(sessions);
+                }
+                first += kept;
             }
-            if examined < INDEX_PAGE {
-                sessions.sort_by_key(|info| info.created_at);
-                return Ok(sessions);
-            }
-            first += kept;
-        }
-        Err(SessionError::store(RedisStoreError::IndexTooLarge(
-            "sessions_of",
-        )))
+            Err(index_too_large("sessions_of"))
+        })
     }
 
     /// Deletes in pages of at most 100 index members, each one script call bounded by the
     /// operation timeout, until a call finds less than a full page: at that moment no
     /// session of the user but the kept one is left, whatever was rotated or created in the
-    /// meantime (see [Index upkeep](RedisStore#index-upkeep)).
-    async fn revoke_user(
-        &self,
-        user: &str,
-        except: Option<&SessionHandle>,
-    ) -> Result<u64, SessionError> {
-        // The trait passes no time here, so "how many were live" is judged by this process's
-        // clock; records already expired by it are deleted all the same but not counted.
-        let now = to_millis(SystemTime::now())?;
-        let index = self.layout.index_key(user);
-        let keep = except
-            .map(|handle| handle.store_key().to_hex())
-            .unwrap_or_default();
-        let mut conn = self.conn();
-        let mut revoked = 0_u64;
-        for _ in 0..MAX_INDEX_PAGES {
-            let (count, full): (u64, u64) = self
-                .bounded("revoke_user", async {
-                    SCRIPTS
-                        .revoke_user
-                        .key(&index)
-                        .arg(&self.layout.session_prefix)
-                        .arg(&keep)
-                        .arg(now)
-                        .arg(self.layout.grace_millis)
-                        .arg(INDEX_PAGE)
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(SessionError::store)
-                })
-                .await?;
-            revoked += count;
-            if full == 0 {
-                return Ok(revoked);
+    /// meantime (see [Index upkeep](RedisStore#index-upkeep)). Sessions expired at `now` are
+    /// deleted too but not counted.
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a SessionHandle>,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<u64, StoreError>> {
+        StoreFuture::boxed(async move {
+            let now = to_unix_millis(now, "now")?;
+            let index = self.layout.index_key(user);
+            let keep = except
+                .map(|handle| handle.store_key().to_hex())
+                .unwrap_or_default();
+            let mut conn = self.conn();
+            let mut revoked = 0_u64;
+            for _ in 0..MAX_INDEX_PAGES {
+                let (count, full): (u64, u64) = self
+                    .bounded("revoke_user", async {
+                        SCRIPTS
+                            .revoke_user
+                            .key(&index)
+                            .arg(&self.layout.session_prefix)
+                            .arg(&keep)
+                            .arg(now)
+                            .arg(self.layout.grace_millis)
+                            .arg(INDEX_PAGE)
+                            .invoke_async(&mut conn)
+                            .await
+                            .map_err(failed("revoke_user"))
+                    })
+                    .await?;
+                revoked += count;
+                if full == 0 {
+                    return Ok(revoked);
+                }
             }
-        }
-        Err(SessionError::store(RedisStoreError::IndexTooLarge(
-            "revoke_user",
-        )))
-    }
-
-    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        self.bounded("revoke", self.delete_key(handle.store_key()))
-            .await
+            Err(index_too_large("revoke_user"))
+        })
     }
 }
 
@@ -641,7 +700,7 @@ mod tests {
         let index = layout.index_key("u");
         // 1,000 members without a session, scored an hour ahead so that nothing prunes them
         // as stale: only the walk can drop them.
-        let now = to_millis(SystemTime::now()).expect("now");
+        let now = to_unix_millis(SystemTime::now(), "now").expect("now");
         let mut zadd = redis::cmd("ZADD");
         zadd.arg(&index);
         for n in 0..1_000_u64 {

@@ -1,31 +1,24 @@
 //! Records as session hashes: the fields the scripts write and `load` reads back.
+//!
+//! Times are decimal milliseconds since 1970, converted by the shared
+//! [`to_unix_millis`] and [`from_unix_millis`]. A hash that does not decode is a
+//! [`StoreError::Corrupt`] naming the [`Record`] field it failed on (`created_at` for the
+//! hash field `created`, `last_active` for `active`, `expires_at` for `expires`; the others
+//! share their names).
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use crate::error::SessionError;
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
-use crate::store::{Record, SessionInfo};
+use crate::store::time::{from_unix_millis, to_unix_millis};
+use crate::store::{Record, SessionInfo, StoreError};
 
-use super::error::RedisStoreError;
+use super::error::unexpected_reply;
 use super::keys::KeyLayout;
 
-/// Lua numbers are doubles: beyond 2^53 milliseconds (about 285,000 years) the scripts'
-/// comparisons would lose precision, so such times are refused rather than mangled.
-pub(super) const MAX_MILLIS: u64 = (1 << 53) - 1;
-
-pub(super) fn to_millis(time: SystemTime) -> Result<u64, SessionError> {
-    time.duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|since| u64::try_from(since.as_millis()).ok())
-        .filter(|millis| *millis <= MAX_MILLIS)
-        .ok_or_else(|| SessionError::store(RedisStoreError::TimeOutOfRange))
-}
-
-pub(super) fn from_millis(millis: u64) -> Option<SystemTime> {
-    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
-}
+/// A session hash as `HGETALL` returns it.
+pub(super) type Fields = HashMap<String, Vec<u8>>;
 
 /// A record as the scripts write it: its deadline, its index key, and the hash's field/value
 /// pairs.
@@ -38,17 +31,21 @@ pub(super) struct EncodedRecord {
 pub(super) fn encode_record(
     layout: &KeyLayout,
     record: &Record,
-) -> Result<EncodedRecord, SessionError> {
-    let expires = to_millis(record.expires_at)?;
+) -> Result<EncodedRecord, StoreError> {
+    let expires = to_unix_millis(record.expires_at, "expires_at")?;
     let mut fields = vec![
         ("version", record.version.to_string().into_bytes()),
         (
             "created",
-            to_millis(record.created_at)?.to_string().into_bytes(),
+            to_unix_millis(record.created_at, "created_at")?
+                .to_string()
+                .into_bytes(),
         ),
         (
             "active",
-            to_millis(record.last_active)?.to_string().into_bytes(),
+            to_unix_millis(record.last_active, "last_active")?
+                .to_string()
+                .into_bytes(),
         ),
         ("expires", expires.to_string().into_bytes()),
         ("data", record.data.clone()),
@@ -59,7 +56,10 @@ pub(super) fn encode_record(
         fields.push(("ix", index.clone().into_bytes()));
     }
     if let Some(expiry) = &record.expiry {
-        fields.push(("expiry", serde_json::to_vec(expiry)?));
+        // The only `Expiry` that does not serialize holds a time before 1970.
+        let json = serde_json::to_vec(expiry)
+            .map_err(|_| StoreError::TimeOutOfRange { field: "expiry" })?;
+        fields.push(("expiry", json));
     }
     Ok(EncodedRecord {
         expires,
@@ -68,54 +68,61 @@ pub(super) fn encode_record(
     })
 }
 
-/// One live session as `sessions_of`'s script lists it: member, created, active, expires.
-pub(super) fn decode_info(entry: &[String]) -> Result<SessionInfo, SessionError> {
-    let malformed = || SessionError::store(RedisStoreError::UnexpectedReply("sessions_of"));
-    let time = |text: &str| {
-        text.parse()
-            .ok()
-            .and_then(from_millis)
-            .ok_or_else(malformed)
-    };
-    match entry {
-        [member, created, active, expires] => Ok(SessionInfo {
-            handle: SessionHandle::from_store_key(
-                StoreKey::from_hex(member).ok_or_else(malformed)?,
-            ),
-            created_at: time(created)?,
-            last_active: time(active)?,
-            expires_at: time(expires)?,
-        }),
-        _ => Err(malformed()),
-    }
+/// The text of the hash field `name`, if present, decoded as the record's `field`.
+fn text(fields: &Fields, name: &str, field: &'static str) -> Result<Option<String>, StoreError> {
+    fields
+        .get(name)
+        .map(|bytes| {
+            String::from_utf8(bytes.clone()).map_err(|_| {
+                StoreError::corrupt(field, format!("hash field `{name}` is not UTF-8"))
+            })
+        })
+        .transpose()
 }
 
-pub(super) fn decode_record(mut fields: HashMap<String, Vec<u8>>) -> Result<Record, SessionError> {
-    let malformed = |name| SessionError::store(RedisStoreError::MalformedRecord(name));
-    let mut text = |name: &'static str| -> Result<Option<String>, SessionError> {
-        fields
-            .remove(name)
-            .map(|bytes| String::from_utf8(bytes).map_err(|_| malformed(name)))
-            .transpose()
-    };
-    let mut number = |name: &'static str| -> Result<u64, SessionError> {
-        text(name)?
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| malformed(name))
-    };
-    let mut time = |name: &'static str| -> Result<SystemTime, SessionError> {
-        from_millis(number(name)?).ok_or_else(|| malformed(name))
-    };
-    let created_at = time("created")?;
-    let last_active = time("active")?;
-    let expires_at = time("expires")?;
-    let version = number("version")?;
-    let user = text("user")?;
+/// The decimal integer in the hash field `name`, decoded as the record's `field`.
+fn number(fields: &Fields, name: &str, field: &'static str) -> Result<u64, StoreError> {
+    let text = text(fields, name, field)?
+        .ok_or_else(|| StoreError::corrupt(field, format!("hash field `{name}` is missing")))?;
+    parse_number(&text, name, field)
+}
+
+fn parse_number(text: &str, name: &str, field: &'static str) -> Result<u64, StoreError> {
+    text.parse().map_err(|_| {
+        StoreError::corrupt(
+            field,
+            format!("hash field `{name}` is not a non-negative decimal integer"),
+        )
+    })
+}
+
+/// The time in the hash field `name` (milliseconds since 1970), decoded as the record's
+/// `field`.
+fn time(fields: &Fields, name: &str, field: &'static str) -> Result<SystemTime, StoreError> {
+    from_unix_millis(number(fields, name, field)?, field)
+}
+
+/// The deadline of a rotation marker, of which only the deadline is read.
+pub(super) fn decode_marker_deadline(fields: &Fields) -> Result<SystemTime, StoreError> {
+    time(fields, "expires", "expires_at")
+}
+
+pub(super) fn decode_record(mut fields: Fields) -> Result<Record, StoreError> {
+    let created_at = time(&fields, "created", "created_at")?;
+    let last_active = time(&fields, "active", "last_active")?;
+    let expires_at = time(&fields, "expires", "expires_at")?;
+    let version = number(&fields, "version", "version")?;
+    let user = text(&fields, "user", "user")?;
     let expiry = fields
-        .remove("expiry")
-        .map(|json| serde_json::from_slice::<Expiry>(&json).map_err(|_| malformed("expiry")))
+        .get("expiry")
+        .map(|json| {
+            serde_json::from_slice::<Expiry>(json)
+                .map_err(|error| StoreError::corrupt("expiry", error))
+        })
         .transpose()?;
-    let data = fields.remove("data").ok_or_else(|| malformed("data"))?;
+    let data = fields
+        .remove("data")
+        .ok_or_else(|| StoreError::corrupt("data", "hash field `data` is missing"))?;
     Ok(Record {
         version,
         user,
@@ -127,8 +134,32 @@ pub(super) fn decode_record(mut fields: HashMap<String, Vec<u8>>) -> Result<Reco
     })
 }
 
+/// One live session as `sessions_of`'s script lists it: member, created, active, expires.
+/// A field missing from the record comes as an empty string, refused here as corrupt.
+pub(super) fn decode_info(entry: &[String]) -> Result<SessionInfo, StoreError> {
+    let time = |text: &str, name: &str, field: &'static str| {
+        from_unix_millis(parse_number(text, name, field)?, field)
+    };
+    match entry {
+        [member, created, active, expires] => Ok(SessionInfo {
+            handle: SessionHandle::from_store_key(StoreKey::from_hex(member).ok_or_else(|| {
+                StoreError::corrupt("handle", "index member is not 64 hexadecimal digits")
+            })?),
+            created_at: time(created, "created", "created_at")?,
+            last_active: time(active, "active", "last_active")?,
+            expires_at: time(expires, "expires", "expires_at")?,
+        }),
+        _ => Err(unexpected_reply(
+            "sessions_of",
+            &format!("a listed session of {} values instead of 4", entry.len()),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
     use crate::store::redis::DEFAULT_EXPIRY_GRACE;
 
@@ -136,11 +167,9 @@ mod tests {
         KeyLayout::new(prefix.to_owned(), DEFAULT_EXPIRY_GRACE)
     }
 
-    #[test]
-    fn records_round_trip_through_the_hash_fields() {
-        let layout = layout("app:");
+    fn sample() -> Record {
         let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let record = Record {
+        Record {
             version: u64::MAX,
             user: Some("bob".to_owned()),
             created_at: at,
@@ -148,34 +177,126 @@ mod tests {
             expires_at: at + Duration::from_secs(60),
             expiry: Some(Expiry::AtDateTime(at + Duration::from_nanos(7))),
             data: vec![0, 255, b'{', b'}'],
-        };
-        let encoded = encode_record(&layout, &record).expect("encodes");
-        assert_eq!(encoded.index.as_deref(), Some("app:u:Ym9i"));
-        let fields = encoded
+        }
+    }
+
+    fn fields_of(record: &Record) -> Fields {
+        encode_record(&layout("app:"), record)
+            .expect("encodes")
             .fields
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        assert_eq!(decode_record(fields).expect("decodes"), record);
+            .collect()
     }
 
     #[test]
-    fn malformed_hashes_are_errors_not_panics() {
-        let mut fields = HashMap::new();
+    fn records_round_trip_through_the_hash_fields() {
+        let record = sample();
+        let encoded = encode_record(&layout("app:"), &record).expect("encodes");
+        assert_eq!(encoded.index.as_deref(), Some("app:u:Ym9i"));
+        assert_eq!(encoded.expires, 1_700_000_060_123);
+        assert_eq!(decode_record(fields_of(&record)).expect("decodes"), record);
+    }
+
+    #[test]
+    fn times_are_stored_as_decimal_milliseconds_since_1970() {
+        let fields = fields_of(&sample());
+        assert_eq!(fields["created"], b"1700000000123");
+        assert_eq!(fields["active"], b"1700000000128");
+        assert_eq!(fields["expires"], b"1700000060123");
+        assert_eq!(fields["version"], u64::MAX.to_string().as_bytes());
+    }
+
+    #[test]
+    fn malformed_hashes_are_corrupt_and_name_the_field() {
+        let mut fields = fields_of(&sample());
         fields.insert("version".to_owned(), b"not a number".to_vec());
-        assert!(matches!(decode_record(fields), Err(SessionError::Store(_))));
-        let mut fields = HashMap::new();
-        fields.insert("data".to_owned(), Vec::new());
-        assert!(matches!(decode_record(fields), Err(SessionError::Store(_))));
+        assert!(matches!(
+            decode_record(fields),
+            Err(StoreError::Corrupt {
+                field: "version",
+                ..
+            })
+        ));
+        let mut fields = fields_of(&sample());
+        fields.remove("created");
+        assert!(matches!(
+            decode_record(fields),
+            Err(StoreError::Corrupt {
+                field: "created_at",
+                ..
+            })
+        ));
+        let mut fields = fields_of(&sample());
+        fields.insert("active".to_owned(), b"-1".to_vec());
+        assert!(matches!(
+            decode_record(fields),
+            Err(StoreError::Corrupt {
+                field: "last_active",
+                ..
+            })
+        ));
+        let mut fields = fields_of(&sample());
+        fields.insert("user".to_owned(), vec![0xff]);
+        assert!(matches!(
+            decode_record(fields),
+            Err(StoreError::Corrupt { field: "user", .. })
+        ));
+        let mut fields = fields_of(&sample());
+        fields.insert("expiry".to_owned(), b"{".to_vec());
+        assert!(matches!(
+            decode_record(fields),
+            Err(StoreError::Corrupt {
+                field: "expiry",
+                ..
+            })
+        ));
+        let mut fields = fields_of(&sample());
+        fields.remove("data");
+        assert!(matches!(
+            decode_record(fields),
+            Err(StoreError::Corrupt { field: "data", .. })
+        ));
     }
 
     #[test]
-    fn times_out_of_range_are_refused() {
-        assert!(to_millis(UNIX_EPOCH - Duration::from_secs(1)).is_err());
-        assert!(to_millis(UNIX_EPOCH + Duration::from_millis(MAX_MILLIS + 1)).is_err());
-        assert_eq!(
-            to_millis(UNIX_EPOCH + Duration::from_micros(1_500)).ok(),
-            Some(1)
-        );
+    fn listed_sessions_are_checked() {
+        let member = "ab".repeat(32);
+        let listed = [member.clone(), "1".into(), "2".into(), "3".into()];
+        let info = decode_info(&listed).expect("decodes");
+        assert_eq!(info.expires_at, UNIX_EPOCH + Duration::from_millis(3));
+        let missing = [member, String::new(), "2".into(), "3".into()];
+        assert!(matches!(
+            decode_info(&missing),
+            Err(StoreError::Corrupt {
+                field: "created_at",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_info(&listed[..3]),
+            Err(StoreError::UnexpectedReply {
+                operation: "sessions_of",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn times_before_1970_are_out_of_range() {
+        let mut record = sample();
+        record.created_at = UNIX_EPOCH - Duration::from_secs(1);
+        assert!(matches!(
+            encode_record(&layout("app:"), &record),
+            Err(StoreError::TimeOutOfRange {
+                field: "created_at"
+            })
+        ));
+        let mut record = sample();
+        record.expiry = Some(Expiry::AtDateTime(UNIX_EPOCH - Duration::from_secs(1)));
+        assert!(matches!(
+            encode_record(&layout("app:"), &record),
+            Err(StoreError::TimeOutOfRange { field: "expiry" })
+        ));
     }
 }

@@ -29,8 +29,8 @@ const INDEX_PRUNE_BATCH: usize = 32;
 /// [`decode_record`].
 const LUA_PRELUDE: &str = include_str!("scripts/prelude.lua");
 
-/// KEYS: session, [index]. ARGV: member, expires, grace, now (the record's last activity),
-/// field/value pairs... Returns 1 when created, 0 on a collision.
+/// KEYS: session, [index]. ARGV: member, expires, grace, now, field/value pairs...
+/// Returns 1 when created, 0 on a collision.
 const LUA_CREATE: &str = include_str!("scripts/create.lua");
 
 /// KEYS: session, [index]. ARGV: member, expires, grace, expected version, now, pairs...

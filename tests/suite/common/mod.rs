@@ -19,7 +19,8 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
 use sessionware::{
     CreateOutcome, Expiry, LoadOutcome, Record, RotateOutcome, SaveOutcome, Session, SessionError,
-    SessionHandle, SessionInfo, SessionStore, StoreKey, TouchOutcome,
+    SessionHandle, SessionInfo, SessionStore, StoreError, StoreFuture, StoreKey, TouchOutcome,
+    UserIndex,
 };
 use tower::ServiceExt as _;
 
@@ -48,6 +49,8 @@ pub fn app() -> Router {
         .route("/fail", post(set_then_fail))
         .route("/panic", post(set_then_panic))
         .route("/handle", get(handle))
+        .route("/sessions", get(user_sessions))
+        .route("/revoke-others", post(revoke_others))
 }
 
 async fn get_value(session: Session, Path(key): Path<String>) -> Result<String, SessionError> {
@@ -175,6 +178,30 @@ async fn handle(session: Session) -> Result<String, SessionError> {
         .handle()
         .await?
         .map_or_else(|| "none".to_owned(), |handle| handle.to_string()))
+}
+
+/// The number of the user's sessions; 501 when the store keeps no per-user index.
+async fn user_sessions(session: Session) -> (StatusCode, String) {
+    index_reply(
+        session
+            .user_sessions()
+            .await
+            .map(|listed| listed.len() as u64),
+    )
+}
+
+async fn revoke_others(session: Session) -> (StatusCode, String) {
+    index_reply(session.revoke_other_sessions().await)
+}
+
+fn index_reply(result: Result<u64, SessionError>) -> (StatusCode, String) {
+    match result {
+        Ok(count) => (StatusCode::OK, count.to_string()),
+        Err(SessionError::Store(StoreError::Unsupported { operation })) => {
+            (StatusCode::NOT_IMPLEMENTED, operation.to_owned())
+        }
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    }
 }
 
 /// A response reduced to what the tests look at.
@@ -336,6 +363,14 @@ pub fn store_key_of(cookie_value: &str) -> StoreKey {
     StoreKey::from_bytes(sha2::Sha256::digest(&id).into())
 }
 
+/// A store chosen at run time, as the layer takes it.
+pub type DynStore = Arc<dyn SessionStore>;
+
+/// `store` behind a `dyn SessionStore`.
+pub fn erased(store: impl SessionStore) -> DynStore {
+    Arc::new(store)
+}
+
 /// Counts of each store operation.
 #[derive(Debug, Default)]
 pub struct Calls {
@@ -372,8 +407,9 @@ impl Calls {
 /// Wraps a store: counts every call, remembers every key it was given, and fails every
 /// operation while `failing` is set.
 ///
-/// It does not forward `as_immediate`, so tests through it exercise the layer's async store
-/// path, while tests on a bare `MemoryStore` exercise the immediate one.
+/// Its futures are boxed and it is not [immediate](SessionStore::is_immediate), so tests
+/// through it exercise the layer's async store path, while tests on a bare `MemoryStore`
+/// exercise the immediate one.
 #[derive(Clone)]
 pub struct Instrumented<S> {
     pub inner: S,
@@ -396,13 +432,13 @@ impl<S> Instrumented<S> {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
-    fn enter(&self, counter: &AtomicUsize, key: Option<&StoreKey>) -> Result<(), SessionError> {
+    fn enter(&self, counter: &AtomicUsize, key: Option<&StoreKey>) -> Result<(), StoreError> {
         counter.fetch_add(1, Ordering::SeqCst);
         if let Some(key) = key {
             self.keys_seen.lock().expect("lock").push(*key);
         }
         if self.failing.load(Ordering::SeqCst) {
-            return Err(SessionError::store(io::Error::new(
+            return Err(StoreError::unavailable(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 "injected store failure",
             )));
@@ -412,78 +448,130 @@ impl<S> Instrumented<S> {
 }
 
 impl<S: SessionStore> SessionStore for Instrumented<S> {
-    async fn load(&self, key: &StoreKey, now: SystemTime) -> Result<LoadOutcome, SessionError> {
-        self.enter(&self.calls.load, Some(key))?;
-        self.inner.load(key, now).await
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<LoadOutcome, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.load, Some(key))?;
+            self.inner.load(key, now).await
+        })
     }
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<CreateOutcome, SessionError> {
-        self.enter(&self.calls.create, Some(key))?;
-        self.inner.create(key, record).await
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<CreateOutcome, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.create, Some(key))?;
+            self.inner.create(key, record, now).await
+        })
     }
-    async fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<SaveOutcome, SessionError> {
-        self.enter(&self.calls.save, Some(key))?;
-        self.inner.save(key, record, expected_version, now).await
+    ) -> StoreFuture<'a, Result<SaveOutcome, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.save, Some(key))?;
+            self.inner.save(key, record, expected_version, now).await
+        })
     }
-    async fn touch(
-        &self,
-        key: &StoreKey,
+    fn touch<'a>(
+        &'a self,
+        key: &'a StoreKey,
         expected_version: u64,
         last_active: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
-    ) -> Result<TouchOutcome, SessionError> {
-        self.enter(&self.calls.touch, Some(key))?;
-        self.inner
-            .touch(key, expected_version, last_active, expires_at, now)
-            .await
+    ) -> StoreFuture<'a, Result<TouchOutcome, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.touch, Some(key))?;
+            self.inner
+                .touch(key, expected_version, last_active, expires_at, now)
+                .await
+        })
     }
-    async fn delete(&self, key: &StoreKey) -> Result<bool, SessionError> {
-        self.enter(&self.calls.delete, Some(key))?;
-        self.inner.delete(key).await
+    fn delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.delete, Some(key))?;
+            self.inner.delete(key, now).await
+        })
     }
-    async fn rotate(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        record: &Record,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StoreKey,
+        new: &'a StoreKey,
+        record: &'a Record,
         expected_version: u64,
         now: SystemTime,
-    ) -> Result<RotateOutcome, SessionError> {
-        self.enter(&self.calls.rotate, Some(old))?;
-        self.keys_seen.lock().expect("lock").push(*new);
+    ) -> StoreFuture<'a, Result<RotateOutcome, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.rotate, Some(old))?;
+            self.keys_seen.lock().expect("lock").push(*new);
+            self.inner
+                .rotate(old, new, record, expected_version, now)
+                .await
+        })
+    }
+    fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.other, None)?;
+            self.inner.delete_expired(now).await
+        })
+    }
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index().map(|_| self as &dyn UserIndex)
+    }
+}
+
+impl<S: SessionStore> Instrumented<S> {
+    fn inner_index(&self) -> &dyn UserIndex {
         self.inner
-            .rotate(old, new, record, expected_version, now)
-            .await
+            .user_index()
+            .expect("only offered when the inner store has an index")
     }
-    async fn delete_expired(&self, now: SystemTime) -> Result<u64, SessionError> {
-        self.enter(&self.calls.other, None)?;
-        self.inner.delete_expired(now).await
-    }
-    async fn sessions_of(
-        &self,
-        user: &str,
+}
+
+impl<S: SessionStore> UserIndex for Instrumented<S> {
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
         now: SystemTime,
-    ) -> Result<Vec<SessionInfo>, SessionError> {
-        self.enter(&self.calls.other, None)?;
-        self.inner.sessions_of(user, now).await
+    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.other, None)?;
+            self.inner_index().sessions_of(user, now).await
+        })
     }
-    async fn revoke_user(
-        &self,
-        user: &str,
-        except: Option<&SessionHandle>,
-    ) -> Result<u64, SessionError> {
-        self.enter(&self.calls.other, None)?;
-        self.inner.revoke_user(user, except).await
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a SessionHandle>,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<u64, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.other, None)?;
+            self.inner_index().revoke_user(user, except, now).await
+        })
     }
-    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
-        self.enter(&self.calls.other, None)?;
-        self.inner.revoke(handle).await
+    fn revoke<'a>(
+        &'a self,
+        handle: &'a SessionHandle,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<bool, StoreError>> {
+        StoreFuture::boxed(async move {
+            self.enter(&self.calls.other, None)?;
+            self.inner_index().revoke(handle, now).await
+        })
     }
 }
 
