@@ -57,6 +57,7 @@ fn marker(now: SystemTime) -> Record {
         expires_at: now + ROTATION_MARKER_LIFETIME,
         expiry: None,
         data: Vec::new(),
+        label: None,
     }
 }
 

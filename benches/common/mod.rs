@@ -530,6 +530,7 @@ pub(crate) mod stores {
             expires_at: now + IDLE_TIMEOUT,
             expiry: None,
             data: SMALL_VALUE_JSON.to_vec(),
+            label: None,
         }
     }
 

@@ -62,6 +62,8 @@ pub(super) fn new_record(
         expires_at,
         expiry,
         data,
+        // Kept across saves and rotations; nothing in the layer sets it yet.
+        label: base.and_then(|record| record.label.clone()),
     })
 }
 

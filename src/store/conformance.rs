@@ -43,6 +43,7 @@ pub async fn run_all<S: SessionStore + Clone>(store: &S) {
     rotation_leaves_a_short_lived_marker(store).await;
     expired_records_are_never_returned(store).await;
     delete_expired_purges_only_expired(store).await;
+    labels_are_kept_verbatim(store).await;
     if store.user_index().is_some() {
         user_index_lists_and_revokes(store).await;
         user_index_follows_rotation_and_user_change(store).await;
@@ -91,6 +92,7 @@ pub fn sample_record(user: Option<&str>, data: &str) -> Record {
         expires_at: now + Duration::from_secs(3600),
         expiry: None,
         data: data.as_bytes().to_vec(),
+        label: None,
     }
 }
 
@@ -144,6 +146,68 @@ pub async fn create_then_load_round_trips<S: SessionStore>(store: &S) {
         found(store, &key, now_millis()).await.as_ref(),
         Some(&record),
         "a 40 KB record must round-trip"
+    );
+}
+
+/// A record's label comes back as written from `load` (through `save`, which may change or
+/// drop it, and `rotate`), and from `sessions_of` on a store with a per-user index.
+pub async fn labels_are_kept_verbatim<S: SessionStore>(store: &S) {
+    let (key, new) = (fresh_key(), fresh_key());
+    let user = fresh_user();
+    let now = now_millis();
+    let mut record = sample_record(Some(&user), "{}");
+    record.label = Some("Firefox on Linux · ünïcode \"quoted\" =".to_owned());
+    store
+        .create(&key, &record, now)
+        .await
+        .expect("create failed");
+    assert_eq!(found(store, &key, now).await.as_ref(), Some(&record));
+    if let Some(index) = store.user_index() {
+        let listed = index
+            .sessions_of(&user, now)
+            .await
+            .expect("sessions_of failed");
+        let labels: Vec<Option<&str>> = listed.iter().map(|info| info.label.as_deref()).collect();
+        assert_eq!(
+            labels,
+            [record.label.as_deref()],
+            "sessions_of lists the label"
+        );
+    }
+    for (version, label) in [
+        (2, None),
+        (3, Some(String::new())),
+        (4, Some("x".repeat(200))),
+    ] {
+        let previous = record.version;
+        record.version = version;
+        record.label = label;
+        assert_eq!(
+            store
+                .save(&key, &record, previous, now)
+                .await
+                .expect("save failed"),
+            SaveOutcome::Saved
+        );
+        assert_eq!(
+            found(store, &key, now).await.as_ref(),
+            Some(&record),
+            "save must write the label as given"
+        );
+    }
+    let mut moved = record.clone();
+    moved.version = 5;
+    assert_eq!(
+        store
+            .rotate(&key, &new, &moved, 4, now)
+            .await
+            .expect("rotate failed"),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        found(store, &new, now).await,
+        Some(moved),
+        "rotate keeps the label"
     );
 }
 

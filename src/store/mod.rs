@@ -84,6 +84,11 @@ pub struct Record {
     pub expiry: Option<Expiry>,
     /// The session's values, serialized as a JSON object. Opaque to stores.
     pub data: Vec<u8>,
+    /// A short text the application chose for the session (which device it is, say),
+    /// returned by [`UserIndex::sessions_of`]. Opaque to stores, which keep it verbatim.
+    /// Records serialized before it existed deserialize with no label.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 impl Record {
@@ -95,7 +100,11 @@ impl Record {
 
 /// Metadata about one live session of a user, as listed by
 /// [`UserIndex::sessions_of`]. Carries an opaque handle, never the session ID.
+///
+/// Marked `#[non_exhaustive]`, so that later releases can add to it: stores make one with
+/// [`SessionInfo::from_record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionInfo {
     /// The handle to pass to [`UserIndex::revoke`].
     pub handle: SessionHandle,
@@ -105,6 +114,8 @@ pub struct SessionInfo {
     pub last_active: SystemTime,
     /// When the session expires unless extended.
     pub expires_at: SystemTime,
+    /// The application's label of the session ([`Record::label`]), if it set one.
+    pub label: Option<String>,
 }
 
 impl SessionInfo {
@@ -115,6 +126,7 @@ impl SessionInfo {
             created_at: record.created_at,
             last_active: record.last_active,
             expires_at: record.expires_at,
+            label: record.label.clone(),
         }
     }
 }
@@ -202,6 +214,17 @@ pub enum RotateOutcome {
 ///
 /// The per-user index (listing and revoking a user's sessions) is a trait of its own,
 /// [`UserIndex`], which a store offers through [`user_index`](Self::user_index).
+///
+/// # Stability
+///
+/// The trait is meant to change in additive ways only. Operations planned for later
+/// releases (an atomic cap on a user's sessions at login, on [`UserIndex`]; a feed of
+/// changes for a local read cache) will be provided methods whose default answers
+/// [`StoreError::Unsupported`] or "not offered", as [`user_index`](Self::user_index) does
+/// today, so that a store written against this release keeps compiling and keeps working
+/// without them. [`Record`] carries what the planned features store ([`Record::label`]);
+/// [`SessionInfo`] and [`StoreError`] are `#[non_exhaustive]`, so they can grow. A store that persists records across releases should record a format version
+/// with each (both built-in server stores do; see `docs/custom-store.md`).
 ///
 /// The conformance suite, `sessionware::store::conformance` (feature `test-util`), checks
 /// all of this; run it against any new store (`docs/custom-store.md` has a complete one-file
@@ -320,7 +343,8 @@ pub trait UserIndex: SessionStore {
     ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>>;
 
     /// Deletes every session of `user` except `except`, and returns how many it deleted
-    /// (expired ones it finds are deleted too, and not counted). Takes effect on the very next request of each revoked session.
+    /// (expired ones it finds are deleted too, and not counted). Takes effect on the very
+    /// next request of each revoked session.
     fn revoke_user<'a>(
         &'a self,
         user: &'a str,

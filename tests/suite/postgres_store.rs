@@ -210,6 +210,104 @@ async fn migrate_needs_no_create_privilege_once_the_table_exists() {
         .expect("drop role failed");
 }
 
+/// The table of the release before record formats, as its `migrate()` made it.
+const TABLE_BEFORE_FORMATS: &str = "CREATE TABLE {table} (
+    key         BYTEA  PRIMARY KEY CHECK (octet_length(key) = 32),
+    version     BIGINT NOT NULL,
+    user_id     TEXT,
+    created_at  BIGINT NOT NULL,
+    last_active BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    expiry      JSONB,
+    data        BYTEA  NOT NULL
+)";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_upgrades_a_table_of_the_release_before_formats_in_place() {
+    let Some(pool) = pool().await else { return };
+    let store = PostgresStore::builder(pool.clone())
+        .schema(unique_schema())
+        .table("sessions")
+        .build()
+        .expect("valid configuration");
+    let table = format!("\"{}\".\"{}\"", store.schema(), store.table());
+    let run = |statement: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await
+                .expect("statement failed");
+        }
+    };
+    run(format!("CREATE SCHEMA \"{}\"", store.schema())).await;
+    run(TABLE_BEFORE_FORMATS.replace("{table}", &table)).await;
+    // A live session of a logged-in user, written by the older release.
+    let key = fresh_key();
+    let user = fresh_user();
+    let now = now_millis();
+    let millis = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} VALUES ($1, 3, $2, $3, $3, $4, NULL, $5)"
+    )))
+    .bind(key.as_bytes().as_slice())
+    .bind(&user)
+    .bind(millis)
+    .bind(millis + 3_600_000)
+    .bind(br#"{"cart":[1]}"#.as_slice())
+    .execute(&pool)
+    .await
+    .expect("insert failed");
+
+    store.migrate().await.expect("migrate upgrades the table");
+    store.migrate().await.expect("and is idempotent after it");
+    let LoadOutcome::Found(record) = store.load(&key, now).await.expect("load failed") else {
+        panic!("the older release's session must survive the upgrade");
+    };
+    assert_eq!(record.version, 3);
+    assert_eq!(record.user.as_deref(), Some(user.as_str()));
+    assert_eq!(record.data, br#"{"cart":[1]}"#);
+    assert_eq!(record.label, None);
+    let listed = sessionware::UserIndex::sessions_of(&store, &user, now)
+        .await
+        .expect("sessions_of failed");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].label, None);
+
+    // Saved by this release, the row gets a label and this release's format.
+    let mut labelled = record.clone();
+    labelled.version = 4;
+    labelled.label = Some("phone".to_owned());
+    store
+        .save(&key, &labelled, 3, now)
+        .await
+        .expect("save failed");
+    let format: i16 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT format FROM {table} WHERE key = $1"
+    )))
+    .bind(key.as_bytes().as_slice())
+    .fetch_one(&pool)
+    .await
+    .expect("select failed");
+    assert_eq!(format, 1);
+    assert_eq!(
+        store.load(&key, now).await.expect("load failed"),
+        LoadOutcome::Found(labelled)
+    );
+
+    // A row of a later release's format is no session here, and is left alone.
+    run(format!("UPDATE {table} SET format = 2")).await;
+    assert_eq!(
+        store.load(&key, now).await.expect("load failed"),
+        LoadOutcome::Missing
+    );
+    assert_eq!(row_count(&store).await, 1);
+    drop_schema(&store).await;
+}
+
 #[tokio::test]
 async fn invalid_schema_and_table_names_are_refused() {
     // A lazy pool never connects unless used: this test needs no server.

@@ -32,6 +32,7 @@ impl Inner {
                     created_at: stored.created_at,
                     last_active: stored.last_active,
                     expires_at: stored.expires_at,
+                    label: stored.label.map(str::to_owned),
                 });
             }
         }

@@ -356,7 +356,7 @@ impl Inner {
         record: &Record,
         now: SystemTime,
     ) -> Result<CreateOutcome, StoreError> {
-        let encoded = View::from_record(record).encode();
+        let encoded = View::from_record(record).encode()?;
         let mut attempts = 0;
         loop {
             match self.sessions.entry(*key) {
@@ -402,7 +402,7 @@ impl Inner {
         expected_version: u64,
         now: SystemTime,
     ) -> Result<SaveOutcome, StoreError> {
-        let encoded = View::from_record(record).encode();
+        let encoded = View::from_record(record).encode()?;
         let Some(mut slot) = self.sessions.get_mut(key) else {
             return Ok(SaveOutcome::Missing);
         };
@@ -451,7 +451,7 @@ impl Inner {
             expires_at,
             ..stored
         }
-        .encode();
+        .encode()?;
         *slot = touched;
         Ok(TouchOutcome::Touched)
     }

@@ -42,7 +42,7 @@ impl Inner {
         if let Some(refusal) = self.check_rotatable(old, expected_version, now)? {
             return Ok(refusal);
         }
-        let encoded = View::from_record(record).encode();
+        let encoded = View::from_record(record).encode()?;
         match self.sessions.entry(*new) {
             Entry::Occupied(_) => return Ok(RotateOutcome::Collision),
             Entry::Vacant(vacant) => {
@@ -75,6 +75,7 @@ impl Inner {
         expected_version: u64,
         now: SystemTime,
     ) -> Result<Option<RotateOutcome>, StoreError> {
+        let marker = View::marker(now).encode()?;
         let Entry::Occupied(mut entry) = self.sessions.entry(*old) else {
             return Ok(Some(RotateOutcome::Missing));
         };
@@ -86,7 +87,7 @@ impl Inner {
             self.index_remove(user, old);
         }
         // The marker takes the old entry's slot: it does not grow the store.
-        *entry.get_mut() = View::marker(now).encode();
+        *entry.get_mut() = marker;
         Ok(None)
     }
 

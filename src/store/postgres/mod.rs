@@ -27,7 +27,8 @@ pub use self::builder::PostgresStoreBuilder;
 use self::error::{reply_failure, sqlx_failure, unexpected_reply};
 use self::names::index_name;
 use self::row::{
-    column, decode_info, decode_record, push, record_arguments, to_millis, to_version,
+    column, decode_info, decode_record, is_known_format, push, record_arguments, to_millis,
+    to_version,
 };
 use self::sql::{EXISTING_OBJECTS, MIGRATION_LOCK, Statements, sql};
 
@@ -66,7 +67,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x7365_7373_696f_6e77;
 ///     last_active BIGINT NOT NULL,  -- milliseconds since the Unix epoch
 ///     expires_at  BIGINT NOT NULL,  -- milliseconds since the Unix epoch
 ///     expiry      JSONB,            -- the per-session expiry override, if any
-///     data        BYTEA  NOT NULL   -- the session's values: JSON bytes, kept verbatim
+///     data        BYTEA  NOT NULL,  -- the session's values: JSON bytes, kept verbatim
+///     label       TEXT,             -- the application's label of the session, if any
+///     format      SMALLINT NOT NULL DEFAULT 0 -- the row's format (see "Upgrades")
 /// );
 ///
 /// CREATE INDEX IF NOT EXISTS "sessionware_sessions_expires_at_idx"
@@ -106,6 +109,28 @@ const MIGRATION_LOCK_KEY: i64 = 0x7365_7373_696f_6e77;
 ///   is before 1970;
 /// - [`Backend`](StoreError::Backend): any other error, such as a statement the server
 ///   refuses (a missing table or privilege, a NUL in a user name).
+///
+/// # Upgrades
+///
+/// Each row records the format it was written in: 1 in this release, which added `label`
+/// and `format`. On a table of a release before formats, [`migrate`](PostgresStore::migrate)
+/// adds the two columns in place:
+///
+/// ```sql
+/// ALTER TABLE "public"."sessionware_sessions"
+///     ADD COLUMN IF NOT EXISTS label TEXT,
+///     ADD COLUMN IF NOT EXISTS format SMALLINT NOT NULL DEFAULT 0;
+/// ```
+///
+/// Both are nullable or have a constant default, so PostgreSQL (11 or later) adds them
+/// without rewriting the table, and every live session survives: its row reads as format 0
+/// (no label), and its next save writes format 1. Instances of the older release still running during a rolling upgrade
+/// keep working against the upgraded table (they name their columns, and their rows get
+/// format 0). This release's statements need the new columns: run `migrate()` before (or as)
+/// it starts serving. A row of a format this release does not know, written by a later
+/// release, is treated as missing by [`load`](SessionStore::load): that user logs in again,
+/// and the row is left alone until it expires. Like the table, the upgrade needs the table's
+/// owner; a role that only uses the table can run `migrate()` once it is done.
 ///
 /// # Running the migration
 ///
@@ -277,7 +302,8 @@ impl PostgresStore {
         &self.shared.table
     }
 
-    /// Creates the schema, the table and its indexes if they do not exist yet.
+    /// Creates the schema, the table and its indexes if they do not exist yet, and upgrades
+    /// a table of an older release in place (see [Upgrades](PostgresStore#upgrades)).
     ///
     /// Idempotent: run it at every start. Concurrent runs (several instances starting at
     /// once) are serialized by a transaction-scoped advisory lock, and objects that already
@@ -299,18 +325,25 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(failure)?;
-        let (has_schema, has_table, has_expires_index, has_user_index): (bool, bool, bool, bool) =
-            sqlx::query_as(EXISTING_OBJECTS)
-                .bind(&shared.schema)
-                .bind(&shared.table)
-                .bind(&shared.expires_index)
-                .bind(&shared.user_index)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(failure)?;
+        let (has_schema, has_table, has_expires_index, has_user_index, has_columns): (
+            bool,
+            bool,
+            bool,
+            bool,
+            bool,
+        ) = sqlx::query_as(EXISTING_OBJECTS)
+            .bind(&shared.schema)
+            .bind(&shared.table)
+            .bind(&shared.expires_index)
+            .bind(&shared.user_index)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failure)?;
         let steps = [
             (has_schema, &shared.sql.create_schema),
             (has_table, &shared.sql.create_table),
+            // A table made just now has the columns; one of an older release gets them.
+            (!has_table || has_columns, &shared.sql.add_label_and_format),
             (has_expires_index, &shared.sql.create_expires_index),
             (has_user_index, &shared.sql.create_user_index),
         ];
@@ -398,6 +431,11 @@ impl SessionStore for PostgresStore {
             }
             if column::<i64>(&row, "version", "load")? == MARKER_VERSION {
                 return Ok(LoadOutcome::Moved);
+            }
+            if !is_known_format(&row, "load")? {
+                // Written by a later release: this one cannot read it, so the session is
+                // missing here (the user logs in again) and the row is left alone.
+                return Ok(LoadOutcome::Missing);
             }
             decode_record(&row, "load").map(LoadOutcome::Found)
         }))

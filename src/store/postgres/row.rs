@@ -61,7 +61,18 @@ where
     args.add(value).map_err(StoreError::Backend)
 }
 
-/// Binds `$1` to the key and `$2`..`$8` to the record's columns, in table order.
+/// The format of the rows this release writes, in their `format` column.
+///
+/// - 0: written by a release before formats were recorded (the column's default, which
+///   [`migrate`](super::PostgresStore::migrate) gives existing rows): no label. Read as
+///   they are.
+/// - 1: adds `label`.
+///
+/// A row of a later format is treated as missing by `load` (the user logs in again) and left
+/// for the release that wrote it.
+pub(super) const RECORD_FORMAT: i16 = 1;
+
+/// Binds `$1` to the key and `$2`..`$10` to the record's columns, in table order.
 pub(super) fn record_arguments(key: &StoreKey, record: &Record) -> Result<PgArguments, StoreError> {
     let expiry = record
         .expiry
@@ -77,6 +88,8 @@ pub(super) fn record_arguments(key: &StoreKey, record: &Record) -> Result<PgArgu
     push(&mut args, to_millis(record.expires_at, "expires_at")?)?;
     push(&mut args, expiry)?;
     push(&mut args, record.data.as_slice())?;
+    push(&mut args, record.label.as_deref())?;
+    push(&mut args, RECORD_FORMAT)?;
     Ok(args)
 }
 
@@ -122,6 +135,7 @@ pub(super) fn decode_record(row: &PgRow, operation: &'static str) -> Result<Reco
         expires_at: time_column(row, "expires_at", operation)?,
         expiry,
         data: column(row, "data", operation)?,
+        label: column(row, "label", operation)?,
     })
 }
 
@@ -135,7 +149,13 @@ pub(super) fn decode_info(row: &PgRow, operation: &'static str) -> Result<Sessio
         created_at: time_column(row, "created_at", operation)?,
         last_active: time_column(row, "last_active", operation)?,
         expires_at: time_column(row, "expires_at", operation)?,
+        label: column(row, "label", operation)?,
     })
+}
+
+/// Whether this release reads the row's format (see [`RECORD_FORMAT`]).
+pub(super) fn is_known_format(row: &PgRow, operation: &'static str) -> Result<bool, StoreError> {
+    Ok(column::<i16>(row, "format", operation)? <= RECORD_FORMAT)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub(super) struct Statements {
     pub(super) create_table: Arc<str>,
     pub(super) create_expires_index: Arc<str>,
     pub(super) create_user_index: Arc<str>,
+    pub(super) add_label_and_format: Arc<str>,
     pub(super) load: Arc<str>,
     pub(super) insert: Arc<str>,
     pub(super) save: Arc<str>,
@@ -48,6 +49,9 @@ impl Statements {
             create_table: sql(include_str!("sql/migration/create_table.sql")),
             create_expires_index: sql(include_str!("sql/migration/create_expires_index.sql")),
             create_user_index: sql(include_str!("sql/migration/create_user_index.sql")),
+            // Upgrades a table of a release before record formats; `format` 0 marks the
+            // rows that release wrote (and any it still writes during a rolling upgrade).
+            add_label_and_format: sql(include_str!("sql/migration/add_label_and_format.sql")),
             load: sql(include_str!("sql/load.sql")),
             insert: sql(include_str!("sql/insert.sql")),
             save: sql(include_str!("sql/save.sql")),

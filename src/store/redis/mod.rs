@@ -35,7 +35,10 @@ pub use self::builder::RedisStoreBuilder;
 use self::connection::bounded;
 use self::error::{redis_failure, unexpected_reply};
 use self::keys::KeyLayout;
-use self::record::{Fields, decode_info, decode_marker_deadline, decode_record, encode_record};
+use self::record::{
+    Fields, LISTED_VALUES, decode_info, decode_marker_deadline, decode_record, encode_record,
+    is_known_format,
+};
 use self::scripts::{MARKER_VERSION, SCRIPTS};
 
 const DEFAULT_KEY_PREFIX: &str = "sessionware:";
@@ -118,12 +121,13 @@ const _: () = assert!(INDEX_PAGE >= 2);
 /// - **One hash per session**, named `{prefix}s:{store key as 64 lowercase hex digits}`.
 ///   Its fields are `version`, `created`, `active` and `expires` (decimal integers; the times
 ///   are milliseconds since the Unix epoch), `data` (the session's bytes, stored as they are),
-///   and, when present, `user`, `expiry` (the per-session [`Expiry`] as JSON) and `ix` (the
-///   name of the user's index key, used by the scripts to keep the index in step). The key
-///   carries a native TTL, `PEXPIREAT expires + grace`: Redis drops it on its own shortly after
-///   its deadline, and for the grace period in between [`load`](SessionStore::load) reports
-///   [`LoadOutcome::Expired`] rather than [`LoadOutcome::Missing`] (see
-///   [`RedisStoreBuilder::expiry_grace`]). Liveness is always decided by the record's
+///   `format` (the layout's version, see [Upgrades](#upgrades)), and, when present, `user`,
+///   `expiry` (the per-session [`Expiry`] as JSON), `label` ([`Record::label`], as it is)
+///   and `ix` (the name of the user's index key, used by the scripts to keep the index in
+///   step). The key carries a native TTL, `PEXPIREAT expires + grace`: Redis drops it on
+///   its own shortly after its deadline, and for the grace period in between
+///   [`load`](SessionStore::load) reports [`LoadOutcome::Expired`] rather than
+///   [`LoadOutcome::Missing`] (see [`RedisStoreBuilder::expiry_grace`]). Liveness is always decided by the record's
 ///   `expires` compared with the `now` the caller passes, never by the TTL.
 /// - **One sorted set per user**, named `{prefix}u:{user name in URL-safe base64}`. Its members
 ///   are the store keys (hex) of the user's sessions, each scored with that session's deadline
@@ -131,6 +135,16 @@ const _: () = assert!(INDEX_PAGE >= 2);
 ///   so it never disappears before one of its sessions and an abandoned set disappears by
 ///   itself. User names are arbitrary strings; encoding them keeps every key name printable and
 ///   free of glob characters, and no user name can reach into another key's namespace.
+///
+/// # Upgrades
+///
+/// Each hash records the layout it was written in, as `format`: 1 in this release. A hash
+/// without it was written by a release before formats were recorded; it holds the same
+/// fields but `label`, and is read as it is, so a rolling upgrade keeps every live session
+/// (its later saves write format 1). A hash of a format this release does not know, written
+/// by a later one (during a rollback, say), is treated as missing by
+/// [`load`](SessionStore::load): that user logs in again, and the hash is left to expire.
+/// Nothing needs migrating.
 ///
 /// # Index upkeep
 ///
@@ -343,6 +357,11 @@ impl SessionStore for RedisStore {
                 } else {
                     LoadOutcome::Moved
                 });
+            }
+            if !is_known_format(&fields)? {
+                // Written by a later release: this one cannot read it, so the session is
+                // missing here (the user logs in again) and the record is left alone.
+                return Ok(LoadOutcome::Missing);
             }
             let record = decode_record(fields)?;
             Ok(if record.is_expired(now) {
@@ -595,7 +614,7 @@ impl UserIndex for RedisStore {
                             .map_err(failed("sessions_of"))
                     })
                     .await?;
-                for entry in listed.chunks(4) {
+                for entry in listed.chunks(LISTED_VALUES) {
                     let info = decode_info(entry)?;
                     if seen.insert(info.handle) {
                         sessions.push(info);

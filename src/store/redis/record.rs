@@ -17,6 +17,20 @@ use crate::store::{Record, SessionInfo, StoreError};
 use super::error::unexpected_reply;
 use super::keys::KeyLayout;
 
+/// The format of the hashes this release writes, in their `format` field.
+///
+/// - 0 (no `format` field): written before formats were recorded; the same fields as 1
+///   without `label`. Read as they are.
+/// - 1: adds `format` and the optional `label`.
+///
+/// A hash of a later format is treated as missing by `load` (the user logs in again) and
+/// left for the release that wrote it.
+pub(super) const RECORD_FORMAT: u64 = 1;
+
+/// The values `sessions_of`'s script lists per session: member, created, active, expires,
+/// label.
+pub(super) const LISTED_VALUES: usize = 5;
+
 /// A session hash as `HGETALL` returns it.
 pub(super) type Fields = HashMap<String, Vec<u8>>;
 
@@ -49,7 +63,11 @@ pub(super) fn encode_record(
         ),
         ("expires", expires.to_string().into_bytes()),
         ("data", record.data.clone()),
+        ("format", RECORD_FORMAT.to_string().into_bytes()),
     ];
+    if let Some(label) = &record.label {
+        fields.push(("label", label.clone().into_bytes()));
+    }
     let index = record.user.as_deref().map(|user| layout.index_key(user));
     if let (Some(user), Some(index)) = (&record.user, &index) {
         fields.push(("user", user.clone().into_bytes()));
@@ -102,6 +120,14 @@ fn time(fields: &Fields, name: &str, field: &'static str) -> Result<SystemTime, 
     from_unix_millis(number(fields, name, field)?, field)
 }
 
+/// Whether this release reads the hash's format (see [`RECORD_FORMAT`]).
+pub(super) fn is_known_format(fields: &Fields) -> Result<bool, StoreError> {
+    match text(fields, "format", "format")? {
+        None => Ok(true),
+        Some(format) => Ok(parse_number(&format, "format", "format")? <= RECORD_FORMAT),
+    }
+}
+
 /// The deadline of a rotation marker, of which only the deadline is read.
 pub(super) fn decode_marker_deadline(fields: &Fields) -> Result<SystemTime, StoreError> {
     time(fields, "expires", "expires_at")
@@ -113,6 +139,7 @@ pub(super) fn decode_record(mut fields: Fields) -> Result<Record, StoreError> {
     let expires_at = time(&fields, "expires", "expires_at")?;
     let version = number(&fields, "version", "version")?;
     let user = text(&fields, "user", "user")?;
+    let label = text(&fields, "label", "label")?;
     let expiry = fields
         .get("expiry")
         .map(|json| {
@@ -131,27 +158,42 @@ pub(super) fn decode_record(mut fields: Fields) -> Result<Record, StoreError> {
         expires_at,
         expiry,
         data,
+        label,
     })
 }
 
-/// One live session as `sessions_of`'s script lists it: member, created, active, expires.
-/// A field missing from the record comes as an empty string, refused here as corrupt.
+/// One live session as `sessions_of`'s script lists it: member, created, active, expires,
+/// label. A time missing from the record comes as an empty string, refused here as corrupt;
+/// a label comes behind `=`, no label as an empty string.
 pub(super) fn decode_info(entry: &[String]) -> Result<SessionInfo, StoreError> {
     let time = |text: &str, name: &str, field: &'static str| {
         from_unix_millis(parse_number(text, name, field)?, field)
     };
     match entry {
-        [member, created, active, expires] => Ok(SessionInfo {
+        [member, created, active, expires, label] => Ok(SessionInfo {
             handle: SessionHandle::from_store_key(StoreKey::from_hex(member).ok_or_else(|| {
                 StoreError::corrupt("handle", "index member is not 64 hexadecimal digits")
             })?),
             created_at: time(created, "created", "created_at")?,
             last_active: time(active, "active", "last_active")?,
             expires_at: time(expires, "expires", "expires_at")?,
+            label: match label.strip_prefix('=') {
+                Some(label) => Some(label.to_owned()),
+                None if label.is_empty() => None,
+                None => {
+                    return Err(unexpected_reply(
+                        "sessions_of",
+                        "a listed label without `=`",
+                    ));
+                }
+            },
         }),
         _ => Err(unexpected_reply(
             "sessions_of",
-            &format!("a listed session of {} values instead of 4", entry.len()),
+            &format!(
+                "a listed session of {} values instead of {LISTED_VALUES}",
+                entry.len()
+            ),
         )),
     }
 }
@@ -177,6 +219,7 @@ mod tests {
             expires_at: at + Duration::from_secs(60),
             expiry: Some(Expiry::AtDateTime(at + Duration::from_nanos(7))),
             data: vec![0, 255, b'{', b'}'],
+            label: Some("Firefox on Linux".to_owned()),
         }
     }
 
@@ -196,6 +239,34 @@ mod tests {
         assert_eq!(encoded.index.as_deref(), Some("app:u:Ym9i"));
         assert_eq!(encoded.expires, 1_700_000_060_123);
         assert_eq!(decode_record(fields_of(&record)).expect("decodes"), record);
+    }
+
+    #[test]
+    fn hashes_carry_their_format_and_older_or_later_ones_are_told_apart() {
+        let mut fields = fields_of(&sample());
+        assert_eq!(fields["format"], RECORD_FORMAT.to_string().as_bytes());
+        assert_eq!(fields["label"], b"Firefox on Linux");
+        assert!(is_known_format(&fields).expect("a number"));
+        // A hash of the release before formats: no `format`, no `label`; read as it is.
+        fields.remove("format");
+        fields.remove("label");
+        assert!(is_known_format(&fields).expect("no format is format 0"));
+        let mut older = sample();
+        older.label = None;
+        assert_eq!(decode_record(fields.clone()).expect("decodes"), older);
+        fields.insert(
+            "format".to_owned(),
+            (RECORD_FORMAT + 1).to_string().into_bytes(),
+        );
+        assert!(!is_known_format(&fields).expect("a number"));
+        fields.insert("format".to_owned(), b"x".to_vec());
+        assert!(matches!(
+            is_known_format(&fields),
+            Err(StoreError::Corrupt {
+                field: "format",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -262,10 +333,39 @@ mod tests {
     #[test]
     fn listed_sessions_are_checked() {
         let member = "ab".repeat(32);
-        let listed = [member.clone(), "1".into(), "2".into(), "3".into()];
+        let listed = [
+            member.clone(),
+            "1".into(),
+            "2".into(),
+            "3".into(),
+            String::new(),
+        ];
         let info = decode_info(&listed).expect("decodes");
         assert_eq!(info.expires_at, UNIX_EPOCH + Duration::from_millis(3));
-        let missing = [member, String::new(), "2".into(), "3".into()];
+        assert_eq!(info.label, None);
+        let labelled = [
+            member.clone(),
+            "1".into(),
+            "2".into(),
+            "3".into(),
+            "==x".into(),
+        ];
+        assert_eq!(
+            decode_info(&labelled).expect("decodes").label.as_deref(),
+            Some("=x")
+        );
+        let bare = [
+            member.clone(),
+            "1".into(),
+            "2".into(),
+            "3".into(),
+            "x".into(),
+        ];
+        assert!(matches!(
+            decode_info(&bare),
+            Err(StoreError::UnexpectedReply { .. })
+        ));
+        let missing = [member, String::new(), "2".into(), "3".into(), String::new()];
         assert!(matches!(
             decode_info(&missing),
             Err(StoreError::Corrupt {
@@ -274,7 +374,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            decode_info(&listed[..3]),
+            decode_info(&listed[..4]),
             Err(StoreError::UnexpectedReply {
                 operation: "sessions_of",
                 ..

@@ -1,2 +1,2 @@
 SELECT version, user_id, created_at, last_active, expires_at,
-expiry::text AS expiry, data FROM {table} WHERE key = $1
+expiry::text AS expiry, data, label, format FROM {table} WHERE key = $1

@@ -9,13 +9,15 @@ for _, member in ipairs(members) do
     redis.call('ZREM', KEYS[1], member)
   else
     kept = kept + 1
-    local cur = redis.call('HMGET', key, 'created', 'active', 'expires')
+    local cur = redis.call('HMGET', key, 'created', 'active', 'expires', 'label')
     local expires = tonumber(cur[3])
     if not expires or expires > now then
       listed[#listed + 1] = member
       listed[#listed + 1] = cur[1] or ''
       listed[#listed + 1] = cur[2] or ''
       listed[#listed + 1] = cur[3] or ''
+      -- A nil would end the reply's array: a label comes behind '=', none as ''.
+      listed[#listed + 1] = cur[4] and ('=' .. cur[4]) or ''
     end
   end
 end
