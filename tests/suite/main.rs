@@ -5,6 +5,7 @@
 mod common;
 mod concurrency;
 mod cookie_properties;
+mod custom_store;
 mod edges;
 mod examples;
 mod faults;
