@@ -616,7 +616,9 @@ const MILLION: usize = 1_000_000;
 
 /// Bytes per live session with 1,000,000 sessions holding `{"visits":5}`, measured by RSS.
 /// Run alone, so no other test shares the process:
-/// `cargo test --test suite -- --ignored --nocapture rss_per_session`.
+/// `cargo test --test suite -- --ignored --nocapture rss_per_session`. The same measure of
+/// tower-sessions' store, which checks that the bound is still half of its figure, is
+/// `bench/tests/memory.rs`.
 #[tokio::test]
 #[ignore = "allocates about 170 MB; run alone to measure"]
 async fn rss_per_session_of_a_million_sessions() {
@@ -649,30 +651,6 @@ async fn rss_per_session_of_a_million_sessions() {
         per_session <= 207,
         "{per_session} bytes per session: more than half of tower-sessions' 415"
     );
-}
-
-/// The same measure for tower-sessions' memory store, for comparison.
-#[tokio::test]
-#[ignore = "allocates about 450 MB; run alone to measure"]
-async fn rss_per_session_of_a_million_tower_sessions() {
-    use tower_sessions::cookie::time::{Duration as TimeDuration, OffsetDateTime};
-    use tower_sessions::session::{Id, Record as TowerRecord};
-    use tower_sessions::session_store::SessionStore as _;
-
-    let store = tower_sessions::MemoryStore::default();
-    let before = resident_bytes();
-    for _ in 0..MILLION {
-        let mut record = TowerRecord {
-            id: Id::default(),
-            data: [("visits".to_owned(), serde_json::json!(5))]
-                .into_iter()
-                .collect(),
-            expiry_date: OffsetDateTime::now_utc() + TimeDuration::minutes(30),
-        };
-        store.create(&mut record).await.expect("create failed");
-    }
-    let per_session = (resident_bytes() - before) / MILLION;
-    println!("tower-sessions MemoryStore: {per_session} bytes per session (RSS)");
 }
 
 #[tokio::test(flavor = "multi_thread")]

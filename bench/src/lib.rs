@@ -1,6 +1,7 @@
-//! What the two benchmark targets share: the three apps under test (no session layer,
-//! sessionware, tower-sessions 0.15), the request of each case, and the stores filled with
-//! live sessions.
+//! The harness the benchmarks (`benches/rounds.rs`, `benches/sessions.rs`) and the memory
+//! comparison (`tests/memory.rs`) share: the apps under test (no session layer, floors, the
+//! minimal layer, sessionware, tower-sessions 0.15), the request of each case, the stores
+//! filled with live sessions, and the resident-set probe.
 //!
 //! Every app is an axum `Router` with the same routes, driven in-process with
 //! `tower::ServiceExt::oneshot`. The handlers do the same work on both sides; the no-layer
@@ -21,9 +22,6 @@
 //!   a read-only request never extends the expiry (it does only with `with_always_save`).
 //!   A write saves the whole record and sends `Set-Cookie` with `Max-Age`.
 
-// Each benchmark target uses part of this module.
-#![allow(dead_code)]
-
 mod minimal;
 
 use std::hint::black_box;
@@ -38,10 +36,10 @@ use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
 /// The idle timeout on both sides (sessionware's default).
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The cookie name on both sides, so that both parse the same header.
-pub(crate) const COOKIE_NAME: &str = "__Host-session";
+pub const COOKIE_NAME: &str = "__Host-session";
 
 /// The session stores hold at most this many sessions: creating a session in a loop must
 /// never hit the capacity (the memory is not reserved up front).
@@ -49,7 +47,7 @@ const STORE_CAPACITY: usize = 50_000_000;
 
 /// The app under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Variant {
+pub enum Variant {
     /// The same routes without any session layer.
     Baseline,
     /// The baseline's routes behind `tower::layer::util::Identity`: what any layer costs
@@ -70,7 +68,8 @@ pub(crate) enum Variant {
 }
 
 impl Variant {
-    pub(crate) const ALL: [Self; 6] = [
+    /// Every app, in the order the tables list them.
+    pub const ALL: [Self; 6] = [
         Self::Baseline,
         Self::IdentityLayer,
         Self::HandleLayer,
@@ -80,7 +79,7 @@ impl Variant {
     ];
 
     /// Whether `case` is measured for this app: the floors only in the cases they bound.
-    pub(crate) fn measures(self, case: Case) -> bool {
+    pub fn measures(self, case: Case) -> bool {
         match self {
             Self::IdentityLayer | Self::HandleLayer => case == Case::NoCookie,
             Self::MinimalSession => matches!(
@@ -92,14 +91,15 @@ impl Variant {
     }
 
     /// Whether the app has sessions at all.
-    pub(crate) fn has_sessions(self) -> bool {
+    pub fn has_sessions(self) -> bool {
         matches!(
             self,
             Self::MinimalSession | Self::Sessionware | Self::TowerSessions
         )
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    /// A short name, for criterion groups and tables.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Baseline => "baseline",
             Self::IdentityLayer => "identity-layer",
@@ -113,7 +113,7 @@ impl Variant {
 
 /// A workload, numbered as in the issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Case {
+pub enum Case {
     /// 1. No cookie; the handler never touches the session.
     NoCookie,
     /// 2. An existing session; the handler reads one value.
@@ -132,7 +132,8 @@ pub(crate) enum Case {
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 6] = [
+    /// Every case, in the order the tables list them.
+    pub const ALL: [Self; 6] = [
         Self::NoCookie,
         Self::Read,
         Self::Increment,
@@ -142,7 +143,7 @@ impl Case {
     ];
 
     /// A short name, for criterion groups and tables.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::NoCookie => "case1_no_cookie",
             Self::Read => "case2_read",
@@ -166,8 +167,9 @@ impl Case {
 
 /// One app under test, with the cookies its cases send.
 #[derive(Debug, Clone)]
-pub(crate) struct App {
-    pub(crate) variant: Variant,
+pub struct App {
+    /// Which app this is.
+    pub variant: Variant,
     router: Router,
     /// The session read by case 2.
     read_cookie: HeaderValue,
@@ -178,7 +180,7 @@ pub(crate) struct App {
 
 impl App {
     /// Builds the app and creates the sessions its cases use.
-    pub(crate) async fn new(variant: Variant) -> Self {
+    pub async fn new(variant: Variant) -> Self {
         let router = match variant {
             Variant::Baseline => baseline::router(),
             Variant::IdentityLayer => baseline::router().layer(tower::layer::util::Identity::new()),
@@ -217,7 +219,7 @@ impl App {
     }
 
     /// The request of `case`, as a client would send it.
-    pub(crate) fn request(&self, case: Case) -> Request<Body> {
+    pub fn request(&self, case: Case) -> Request<Body> {
         let (method, path) = case.method_and_path();
         let builder = Request::builder().method(method).uri(path);
         let builder = match case {
@@ -232,7 +234,7 @@ impl App {
     }
 
     /// A second cookie for case 2, for a second thread that reads its own session.
-    pub(crate) async fn with_own_read_session(&self) -> Self {
+    pub async fn with_own_read_session(&self) -> Self {
         let mut app = self.clone();
         if self.variant.has_sessions() {
             app.read_cookie = app.new_session_cookie().await;
@@ -241,7 +243,7 @@ impl App {
     }
 
     /// Runs one request of `case` through the app.
-    pub(crate) async fn call(&self, case: Case) {
+    pub async fn call(&self, case: Case) {
         let response = self
             .router
             .clone()
@@ -360,7 +362,7 @@ fn forge(cookie: &HeaderValue) -> HeaderValue {
 }
 
 /// A signing key for sessionware, from fixed bytes so runs are comparable.
-pub(crate) fn sessionware_key() -> sessionware::Key {
+pub fn sessionware_key() -> sessionware::Key {
     sessionware::Key::from_bytes(&[7; 32]).expect("32 bytes")
 }
 
@@ -469,14 +471,16 @@ mod tower_app {
 /// A small, fast, seedable generator (xorshift64*): enough to shuffle cases and pick keys,
 /// without touching the generators under test.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A generator seeded with `seed` (the same seed gives the same sequence).
+    pub fn new(seed: u64) -> Self {
         Self(seed | 1)
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -484,18 +488,20 @@ impl Rng {
     }
 
     /// A number in `0..n`.
-    pub(crate) fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         // The bias of a modulo over 64 bits is negligible for the sizes used here.
         (self.next_u64() % n as u64) as usize
     }
 
-    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+    /// Shuffles `items` in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             items.swap(i, self.below(i + 1));
         }
     }
 
-    pub(crate) fn bytes32(&mut self) -> [u8; 32] {
+    /// 32 random bytes.
+    pub fn bytes32(&mut self) -> [u8; 32] {
         let mut out = [0; 32];
         for chunk in out.chunks_exact_mut(8) {
             chunk.copy_from_slice(&self.next_u64().to_le_bytes());
@@ -505,7 +511,7 @@ impl Rng {
 }
 
 /// The stores alone (case 6), filled with live sessions that each hold one small value.
-pub(crate) mod stores {
+pub mod stores {
     use super::*;
     use sessionware::{CreateOutcome, LoadOutcome, Record, SaveOutcome, SessionStore, StoreKey};
     use std::collections::HashMap;
@@ -518,7 +524,7 @@ pub(crate) mod stores {
     const SMALL_VALUE_JSON: &[u8] = br#"{"counter":1}"#;
 
     /// A record as the layer writes it for a new session holding `{"counter": 1}`.
-    pub(crate) fn sessionware_record(now: SystemTime) -> Record {
+    pub fn sessionware_record(now: SystemTime) -> Record {
         // As the layer writes it: its clock keeps whole milliseconds.
         let since = now.duration_since(UNIX_EPOCH).expect("after 1970");
         let now = UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64);
@@ -535,7 +541,7 @@ pub(crate) mod stores {
     }
 
     /// A record as tower-sessions writes it for a session holding `{"counter": 1}`.
-    pub(crate) fn tower_record(id: Id) -> TowerRecord {
+    pub fn tower_record(id: Id) -> TowerRecord {
         let mut data = HashMap::new();
         data.insert("counter".to_owned(), serde_json::Value::from(1u64));
         TowerRecord {
@@ -546,16 +552,22 @@ pub(crate) mod stores {
     }
 
     /// sessionware's `MemoryStore` with `n` live sessions.
-    pub(crate) struct SessionwareStore {
-        pub(crate) store: sessionware::MemoryStore,
-        pub(crate) keys: Vec<StoreKey>,
+    #[derive(Debug)]
+    pub struct SessionwareStore {
+        /// The filled store.
+        pub store: sessionware::MemoryStore,
+        /// The key of every session, if kept (empty otherwise).
+        pub keys: Vec<StoreKey>,
         /// The stored version of each key, for compare-and-swap saves.
-        pub(crate) versions: Vec<AtomicU64>,
-        pub(crate) now: SystemTime,
+        pub versions: Vec<AtomicU64>,
+        /// The time the sessions were written at, for loads that find them live.
+        pub now: SystemTime,
     }
 
     impl SessionwareStore {
-        pub(crate) async fn filled(n: usize, keep_keys: bool) -> Self {
+        /// A store with `n` sessions; their keys are kept when `keep_keys` (for loads and
+        /// saves), and not when only the store's memory is measured.
+        pub async fn filled(n: usize, keep_keys: bool) -> Self {
             let store = sessionware::MemoryStore::builder()
                 .capacity(STORE_CAPACITY)
                 .build();
@@ -580,7 +592,8 @@ pub(crate) mod stores {
             }
         }
 
-        pub(crate) async fn load(&self, rng: &mut Rng) {
+        /// Loads a random session, which must be found.
+        pub async fn load(&self, rng: &mut Rng) {
             let key = &self.keys[rng.below(self.keys.len())];
             let outcome = self.store.load(key, self.now).await.expect("load");
             assert!(matches!(outcome, LoadOutcome::Found(_)));
@@ -589,13 +602,7 @@ pub(crate) mod stores {
 
         /// Saves a random session among those whose index is `lane` modulo `lanes` (each
         /// thread has its own lane, so compare-and-swap never conflicts).
-        pub(crate) async fn save(
-            &self,
-            rng: &mut Rng,
-            record: &mut Record,
-            lane: usize,
-            lanes: usize,
-        ) {
+        pub async fn save(&self, rng: &mut Rng, record: &mut Record, lane: usize, lanes: usize) {
             let per_lane = self.keys.len() / lanes;
             let index = rng.below(per_lane) * lanes + lane;
             let expected = self.versions[index].load(Ordering::Relaxed);
@@ -611,13 +618,17 @@ pub(crate) mod stores {
     }
 
     /// tower-sessions' `MemoryStore` with `n` live sessions.
-    pub(crate) struct TowerStore {
-        pub(crate) store: tower_sessions::MemoryStore,
-        pub(crate) ids: Vec<Id>,
+    #[derive(Debug)]
+    pub struct TowerStore {
+        /// The filled store.
+        pub store: tower_sessions::MemoryStore,
+        /// The ID of every session, if kept (empty otherwise).
+        pub ids: Vec<Id>,
     }
 
     impl TowerStore {
-        pub(crate) async fn filled(n: usize, keep_keys: bool) -> Self {
+        /// A store with `n` sessions; their IDs are kept when `keep_keys`.
+        pub async fn filled(n: usize, keep_keys: bool) -> Self {
             let store = tower_sessions::MemoryStore::default();
             let mut ids = Vec::with_capacity(if keep_keys { n } else { 0 });
             let mut rng = Rng::new(0x5e55_1011);
@@ -632,14 +643,17 @@ pub(crate) mod stores {
             Self { store, ids }
         }
 
-        pub(crate) async fn load(&self, rng: &mut Rng) {
+        /// Loads a random session, which must be found.
+        pub async fn load(&self, rng: &mut Rng) {
             let id = &self.ids[rng.below(self.ids.len())];
             let record = self.store.load(id).await.expect("load");
             assert!(record.is_some());
             black_box(record);
         }
 
-        pub(crate) async fn save(
+        /// Saves `record` under a random session among those whose index is `lane` modulo
+        /// `lanes`, as [`SessionwareStore::save`] does.
+        pub async fn save(
             &self,
             rng: &mut Rng,
             record: &mut TowerRecord,
@@ -654,12 +668,12 @@ pub(crate) mod stores {
 }
 
 /// The median of `values` (which it sorts).
-pub(crate) fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     percentile(values, 0.5)
 }
 
 /// The `p` quantile of `values` (which it sorts), interpolating between neighbours.
-pub(crate) fn percentile(values: &mut [f64], p: f64) -> f64 {
+pub fn percentile(values: &mut [f64], p: f64) -> f64 {
     assert!(!values.is_empty());
     values.sort_by(f64::total_cmp);
     let rank = p * (values.len() - 1) as f64;
@@ -672,3 +686,14 @@ pub(crate) fn percentile(values: &mut [f64], p: f64) -> f64 {
 struct Handle(
     #[allow(dead_code, reason = "only held, to be dropped with the request")] std::sync::Arc<()>,
 );
+
+/// This process's resident set size in bytes, from `/proc/self/status` (Linux only).
+pub fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in kB");
+    kib * 1024
+}

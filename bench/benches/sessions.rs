@@ -2,8 +2,8 @@
 //! in-process through an axum `Router`, plus the stores alone and the cryptographic floor.
 //!
 //! ```text
-//! cargo bench --features axum --bench sessions                 # everything, about 5 minutes
-//! cargo bench --features axum --bench sessions -- case2        # one case (a criterion filter)
+//! cargo bench -p sessionware-bench --bench sessions            # everything, about 5 minutes
+//! cargo bench -p sessionware-bench --bench sessions -- case2   # one case (a criterion filter)
 //! ```
 //!
 //! At the end it prints a table of the medians: per case, the time of each app, the
@@ -11,8 +11,6 @@
 //! tower-sessions'. The machine this was written on is noisy (criterion medians of one case
 //! moved by tens of percent between runs); `benches/rounds.rs` measures the same cases in
 //! interleaved rounds, which is steadier. See `docs/performance.md`.
-
-mod common;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -25,8 +23,8 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
 
-use common::stores::{SessionwareStore, TowerStore};
-use common::{App, Case, Rng, Variant};
+use sessionware_bench::stores::{SessionwareStore, TowerStore};
+use sessionware_bench::{App, COOKIE_NAME, Case, Rng, Variant};
 
 /// Live sessions in the stores of case 6.
 const STORE_SESSIONS: usize = 1_000_000;
@@ -106,7 +104,7 @@ fn floor(criterion: &mut Criterion) {
     keyed.update(b"sessionware/session/v1");
     let id = [42u8; 32];
     let encoded = URL_SAFE_NO_PAD.encode(id);
-    let cookie_header = format!("theme=dark; {}={encoded}.tag; lang=en", common::COOKIE_NAME);
+    let cookie_header = format!("theme=dark; {}={encoded}.tag; lang=en", COOKIE_NAME);
     let mut map = std::collections::HashMap::new();
     map.insert(<[u8; 32]>::from(Sha256::digest(id)), 1u64);
 
@@ -125,7 +123,7 @@ fn floor(criterion: &mut Criterion) {
             let value = black_box(&cookie_header)
                 .split(';')
                 .map(str::trim)
-                .find_map(|pair| pair.strip_prefix(common::COOKIE_NAME)?.strip_prefix('='))
+                .find_map(|pair| pair.strip_prefix(COOKIE_NAME)?.strip_prefix('='))
                 .expect("cookie present");
             let mut decoded = [0u8; 32];
             URL_SAFE_NO_PAD
@@ -168,7 +166,7 @@ fn stores_alone(criterion: &mut Criterion, runtime: &Runtime) {
             let ours = &ours;
             async move {
                 let mut rng = Rng::new(iters);
-                let mut record = common::stores::sessionware_record(ours.now);
+                let mut record = sessionware_bench::stores::sessionware_record(ours.now);
                 let start = Instant::now();
                 for _ in 0..iters {
                     ours.save(&mut rng, &mut record, 0, 1).await;
@@ -197,7 +195,7 @@ fn stores_alone(criterion: &mut Criterion, runtime: &Runtime) {
             let theirs = &theirs;
             async move {
                 let mut rng = Rng::new(iters);
-                let mut record = common::stores::tower_record(theirs.ids[0]);
+                let mut record = sessionware_bench::stores::tower_record(theirs.ids[0]);
                 let start = Instant::now();
                 for _ in 0..iters {
                     theirs.save(&mut rng, &mut record, 0, 1).await;
@@ -338,12 +336,28 @@ fn read_median_ns(group: &str, function: &str, started: SystemTime) -> Option<f6
     estimates["median"]["point_estimate"].as_f64()
 }
 
-/// Where criterion writes its results; the same rules as criterion's own.
+/// Where criterion writes its results; the same rules as criterion's own. `cargo bench`
+/// runs this binary in `bench/`, so the workspace's target directory comes from
+/// `cargo metadata`, not from the working directory.
 fn criterion_home() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return home.into();
     }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    target.join("criterion")
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(cargo_target_directory)
+        .map_or_else(
+            || PathBuf::from("target/criterion"),
+            |target| target.join("criterion"),
+        )
+}
+
+/// The workspace's target directory, as `cargo metadata` reports it.
+fn cargo_target_directory() -> Option<PathBuf> {
+    let output = std::process::Command::new(std::env::var_os("CARGO")?)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .ok()?;
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    metadata["target_directory"].as_str().map(PathBuf::from)
 }

@@ -1,8 +1,8 @@
-//! The axum example (`examples/axum.rs`) rebuilt on tower-sessions 0.15, for load-test
+//! The library's axum example (`../examples/axum.rs`) rebuilt on tower-sessions 0.15, for load-test
 //! comparisons: the same routes, the same cookie settings, the same idle timeout.
 //!
 //! ```text
-//! cargo run --release --example tower_sessions_twin --features axum
+//! cargo run --release -p sessionware-bench --example tower_sessions_twin
 //! ```
 //!
 //! | variable | meaning | default |

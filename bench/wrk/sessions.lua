@@ -1,6 +1,6 @@
 -- wrk script: every connection logs in once, then requests /counter with a session.
 --
---   wrk -t2 -c64 -d15s --latency -s benches/wrk/sessions.lua http://127.0.0.1:3000 -- 32 GET
+--   wrk -t2 -c64 -d15s --latency -s bench/wrk/sessions.lua http://127.0.0.1:3000 -- 32 GET
 --
 -- Arguments after `--`: the connections per wrk thread (-c divided by -t; each thread keeps
 -- that many sessions) and the method for /counter (GET reads the counter, POST increments

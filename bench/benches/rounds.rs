@@ -2,8 +2,8 @@
 //! million sessions, and memory per session.
 //!
 //! ```text
-//! cargo bench --features axum --bench rounds                     # everything, about 3 minutes
-//! SESSIONWARE_BENCH=rounds cargo bench --features axum --bench rounds
+//! cargo bench -p sessionware-bench --bench rounds                # everything, about 3 minutes
+//! SESSIONWARE_BENCH=rounds cargo bench -p sessionware-bench --bench rounds
 //! ```
 //!
 //! `SESSIONWARE_BENCH` picks sections, comma-separated (default: all of them):
@@ -16,7 +16,7 @@
 //!   75th percentiles of that difference. Noise from other processes hits neighbouring
 //!   blocks alike, so the differences are steadier than either time. Shuffled in with them:
 //!   two layers that measure case 1's floors (`Identity`, and a layer that only inserts an
-//!   `Arc` handle), the minimal session layer of `common/minimal.rs` (the floor of cases 1,
+//!   `Arc` handle), the minimal session layer of `src/minimal.rs` (the floor of cases 1,
 //!   2, 3 and 5 for any layer built to the design), and two blocks without any app
 //!   (`Floor`): one cookie check, and the read floor (the check, SHA-256 of the ID, one map
 //!   lookup).
@@ -45,8 +45,6 @@
 //!     perf record -g target/release/deps/rounds-<hash>
 //! ```
 
-mod common;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
@@ -62,8 +60,8 @@ use http::header::COOKIE;
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
 
-use common::stores::{SessionwareStore, TowerStore, sessionware_record, tower_record};
-use common::{App, Case, Rng, Variant, median, percentile};
+use sessionware_bench::stores::{SessionwareStore, TowerStore, sessionware_record, tower_record};
+use sessionware_bench::{App, COOKIE_NAME, Case, Rng, Variant, median, percentile, resident_bytes};
 
 /// Timed windows per configuration in `scaling` and `stores`.
 const REPEATS: usize = 5;
@@ -128,7 +126,7 @@ impl Floor {
             URL_SAFE_NO_PAD.encode(tag)
         );
         let mut headers = HeaderMap::new();
-        let cookie = format!("theme=dark; {}={value}; lang=en", common::COOKIE_NAME);
+        let cookie = format!("theme=dark; {}={value}; lang=en", COOKIE_NAME);
         headers.insert(COOKIE, cookie.parse().expect("a valid header"));
         let map = (0..1000u64)
             .map(|n| (<[u8; 32]>::from(Sha256::digest(n.to_le_bytes())), n))
@@ -149,7 +147,7 @@ impl Floor {
         let value = header
             .split(';')
             .map(str::trim)
-            .find_map(|pair| pair.strip_prefix(common::COOKIE_NAME)?.strip_prefix('='))?;
+            .find_map(|pair| pair.strip_prefix(COOKIE_NAME)?.strip_prefix('='))?;
         let (id, tag) = value.split_once('.')?;
         let (mut id_bytes, mut tag_bytes) = ([0u8; 32], [0u8; 32]);
         URL_SAFE_NO_PAD.decode_slice(id, &mut id_bytes).ok()?;
@@ -352,22 +350,22 @@ fn interleaved_rounds(runtime: &Runtime, rounds: usize, per_block: usize) {
         (
             Variant::MinimalSession,
             Case::NoCookie,
-            "The minimal session layer (benches/common/minimal.rs)",
+            "The minimal session layer (bench/src/minimal.rs)",
         ),
         (
             Variant::MinimalSession,
             Case::Read,
-            "The minimal session layer (benches/common/minimal.rs)",
+            "The minimal session layer (bench/src/minimal.rs)",
         ),
         (
             Variant::MinimalSession,
             Case::Increment,
-            "The minimal session layer (benches/common/minimal.rs)",
+            "The minimal session layer (bench/src/minimal.rs)",
         ),
         (
             Variant::MinimalSession,
             Case::Forged,
-            "The minimal session layer (benches/common/minimal.rs)",
+            "The minimal session layer (bench/src/minimal.rs)",
         ),
     ] {
         let base = series(Variant::Baseline, case);
@@ -627,15 +625,4 @@ fn measure<T>(runtime: &Runtime, fill: impl Future<Output = T>, before: u64) -> 
     let after = resident_bytes();
     drop(store);
     after.saturating_sub(before)
-}
-
-/// This process's resident set size, from `/proc/self/status`.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in kB");
-    kib * 1024
 }

@@ -2,9 +2,9 @@
 # Load-tests the axum example against its tower-sessions twin over loopback, alternating
 # the two apps, and prints requests/s and p99 latency of each run.
 #
-#   cargo build --release --examples --features axum
-#   bash benches/wrk/compare.sh                # 3 alternations x GET and POST x 15 s each
-#   DURATION=5s ROUNDS=1 bash benches/wrk/compare.sh
+#   cargo build --release --workspace --example axum --example tower_sessions_twin
+#   bash bench/wrk/compare.sh                  # 3 alternations x GET and POST x 15 s each
+#   DURATION=5s ROUNDS=1 bash bench/wrk/compare.sh
 #
 # Needs `wrk` (Debian: apt-get install wrk). Traffic goes to 127.0.0.1 only.
 set -euo pipefail
@@ -15,7 +15,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SESSIONS_PER_THREAD=$((CONNECTIONS / THREADS))
-SCRIPT=benches/wrk/sessions.lua
+SCRIPT=bench/wrk/sessions.lua
 BIN=${CARGO_TARGET_DIR:-target}/release/examples
 
 declare -A PORT=([sessionware]=3000 [tower-sessions]=3002)
@@ -23,7 +23,8 @@ declare -A EXAMPLE=([sessionware]=axum [tower-sessions]=tower_sessions_twin)
 
 for app in sessionware tower-sessions; do
   test -x "$BIN/${EXAMPLE[$app]}" || {
-    echo "missing $BIN/${EXAMPLE[$app]}: cargo build --release --examples --features axum" >&2
+    echo "missing $BIN/${EXAMPLE[$app]}: cargo build --release --workspace" \
+      "--example axum --example tower_sessions_twin" >&2
     exit 1
   }
 done
