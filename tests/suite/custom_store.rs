@@ -37,5 +37,9 @@ fn the_docs_show_the_example_file_as_it_is() {
         std::fs::read_to_string(root.join("examples/custom_store.rs")).expect("the example");
     let start = doc.find("```rust\n").expect("a rust block") + "```rust\n".len();
     let end = start + doc[start..].find("\n```").expect("the block's end") + 1;
-    assert_eq!(&doc[start..end], example, "docs/custom-store.md differs from the example");
+    assert_eq!(
+        &doc[start..end],
+        example,
+        "docs/custom-store.md differs from the example"
+    );
 }
