@@ -3,7 +3,7 @@
 //! error at run time.
 
 #[path = "../../examples/custom_store.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod example;
 
 use axum::http::StatusCode;
