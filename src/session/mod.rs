@@ -373,7 +373,7 @@ impl Session {
     }
 
     /// The opaque handle of the stored session (for
-    /// [`UserIndex::revoke_user`](crate::UserIndex::revoke_user)'s `except`), or `None`
+    /// [`UserIndex::revoke_user`]'s `except`), or `None`
     /// if nothing is stored yet. After [`cycle_id`](Self::cycle_id) or
     /// [`login`](Self::login) the handle changes when the response is ready.
     pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {

@@ -29,11 +29,11 @@ const INDEX_PRUNE_BATCH: usize = 32;
 /// [`decode_record`].
 const LUA_PRELUDE: &str = include_str!("scripts/prelude.lua");
 
-/// KEYS: session, [index]. ARGV: member, expires, grace, now, field/value pairs...
+/// KEYS: session, `[index]`. ARGV: member, expires, grace, now, field/value pairs...
 /// Returns 1 when created, 0 on a collision.
 const LUA_CREATE: &str = include_str!("scripts/create.lua");
 
-/// KEYS: session, [index]. ARGV: member, expires, grace, expected version, now, pairs...
+/// KEYS: session, `[index]`. ARGV: member, expires, grace, expected version, now, pairs...
 /// Returns 1 when saved, 0 when missing or expired, 2 on a version conflict, 3 on a rotation
 /// marker.
 const LUA_SAVE: &str = include_str!("scripts/save.lua");
