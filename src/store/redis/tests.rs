@@ -2,6 +2,7 @@ use std::time::UNIX_EPOCH;
 
 use redis::Client;
 
+use super::index::INDEX_PAGE;
 use super::*;
 
 /// A raw connection to the server in `REDIS_URL`, or `None` when it is unset.
