@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 use sqlx::PgPool;
 use sqlx::postgres::PgArguments;
 
-use crate::id::{SessionHandle, StoreKey};
+use crate::id::StoreKey;
 use crate::store::{
     CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, ROTATION_MARKER_LIFETIME,
-    ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
-    StoreError, StoreFuture, TouchOutcome, UserIndex, within,
+    ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionStore, StoreError,
+    StoreFuture, TouchOutcome, UserIndex, within,
 };
 
 mod builder;
@@ -22,13 +22,12 @@ mod error;
 mod names;
 mod row;
 mod sql;
+mod user_index;
 
 pub use self::builder::PostgresStoreBuilder;
-use self::error::{reply_failure, sqlx_failure, unexpected_reply};
+use self::error::{reply_failure, sqlx_failure};
 use self::names::index_name;
-use self::row::{
-    column, decode_info, decode_record, push, record_arguments, to_millis, to_version,
-};
+use self::row::{column, decode_record, push, record_arguments, to_millis, to_version};
 use self::sql::{EXISTING_OBJECTS, MIGRATION_LOCK, Statements, sql};
 
 /// The schema used unless the builder says otherwise.
@@ -603,56 +602,6 @@ impl SessionStore for PostgresStore {
 
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
-    }
-}
-
-impl UserIndex for PostgresStore {
-    fn sessions_of<'a>(
-        &'a self,
-        user: &'a str,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
-        StoreFuture::boxed(within(
-            self.shared.operation_timeout,
-            "sessions_of",
-            async move {
-                let rows = sqlx::query(sql(&self.shared.sql.sessions_of))
-                    .bind(user)
-                    .bind(to_millis(now, "now")?)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|error| sqlx_failure("sessions_of", error))?;
-                rows.iter()
-                    .map(|row| decode_info(row, "sessions_of"))
-                    .collect()
-            },
-        ))
-    }
-
-    /// Deletes every row of `user` but `except` in one statement; the rows expired at `now`
-    /// are deleted too, and not counted.
-    fn revoke_user<'a>(
-        &'a self,
-        user: &'a str,
-        except: Option<&'a SessionHandle>,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<u64, StoreError>> {
-        StoreFuture::boxed(within(
-            self.shared.operation_timeout,
-            "revoke_user",
-            async move {
-                let revoked: i64 = sqlx::query_scalar(sql(&self.shared.sql.revoke_user))
-                    .bind(user)
-                    .bind(except.map(|handle| handle.store_key().as_bytes().as_slice()))
-                    .bind(to_millis(now, "now")?)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|error| reply_failure("revoke_user", error))?;
-                u64::try_from(revoked).map_err(|_| {
-                    unexpected_reply("revoke_user", &format!("negative count {revoked}"))
-                })
-            },
-        ))
     }
 }
 
