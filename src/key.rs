@@ -260,9 +260,9 @@ mod tests {
 
     #[test]
     fn s07_tag_comparison_is_constant_time_and_position_independent() {
-        // The comparison is `subtle::ConstantTimeEq`, which examines every byte whatever the
-        // first difference. Check that a difference at any single position is rejected and
-        // that only the exact tag passes.
+        // The comparison is `subtle::ConstantTimeEq` on the tag's four 64-bit words, which
+        // examines every word whatever the first difference. Check that a difference at any
+        // single byte position is rejected and that only the exact tag passes.
         let a = [7u8; 32];
         assert!(tags_equal(&a, &a));
         for position in 0..32 {
