@@ -178,8 +178,8 @@ impl Session {
         loop {
             let (next, spliced) = match (&state.view, &state.base) {
                 // No value changes pending: the new value replaces the old one in the stored
-                // JSON, which is never parsed into a map (parsing, serializing and dropping
-                // the map were a third of the layer's share of an update).
+                // JSON, which is never parsed into a map (which saves parsing, serializing
+                // and dropping a map of every value).
                 (None, Base::Stored { record, .. }) => {
                     let (current, span) = find_value_and_span(&record.data, key)?;
                     let next = f(current);

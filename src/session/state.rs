@@ -81,7 +81,7 @@ pub(super) struct State {
     /// until a change needs them parsed: the values are then exactly the stored record's
     /// data (or none, without a stored record), and a read finds its one key in the stored
     /// JSON without building a map (which saves the map, its keys and values, and their
-    /// drop: about a tenth of a read request's cost in the layer).
+    /// drop).
     pub(super) view: Option<Map<String, Value>>,
     /// The stored deadline and expiry as loaded, to tell whether the cookie needs a new
     /// `Max-Age`.

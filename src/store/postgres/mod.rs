@@ -10,27 +10,28 @@ use std::time::{Duration, SystemTime};
 use sqlx::PgPool;
 use sqlx::postgres::PgArguments;
 
-use crate::id::{SessionHandle, StoreKey};
+use crate::id::StoreKey;
 use crate::store::{
     CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, ROTATION_MARKER_LIFETIME,
-    ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
-    StoreError, StoreFuture, TouchOutcome, UserIndex, within,
+    ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionStore, StoreError,
+    StoreFuture, TouchOutcome, UserIndex, within,
 };
 
 mod builder;
 mod error;
+mod migrate;
 mod names;
 mod row;
 mod sql;
+mod user_index;
 
 pub use self::builder::PostgresStoreBuilder;
-use self::error::{reply_failure, sqlx_failure, unexpected_reply};
+use self::error::sqlx_failure;
 use self::names::index_name;
 use self::row::{
-    column, decode_info, decode_record, is_known_format, push, record_arguments, to_millis,
-    to_version,
+    column, decode_record, is_known_format, push, record_arguments, to_millis, to_version,
 };
-use self::sql::{EXISTING_OBJECTS, MIGRATION_LOCK, Statements, sql};
+use self::sql::{Statements, sql};
 
 /// The schema used unless the builder says otherwise.
 const DEFAULT_SCHEMA: &str = "public";
@@ -38,11 +39,6 @@ const DEFAULT_SCHEMA: &str = "public";
 const DEFAULT_TABLE: &str = "sessionware_sessions";
 /// Rows deleted per statement by `delete_expired` unless the builder says otherwise.
 const DEFAULT_DELETE_BATCH_SIZE: u32 = 1_000;
-/// The advisory lock key serializing migrations of every sessionware table in a database
-/// (the ASCII bytes of "sessionw"). One key for all tables, because two tables in one new
-/// schema race on creating that schema.
-const MIGRATION_LOCK_KEY: i64 = 0x7365_7373_696f_6e77;
-
 /// A [`SessionStore`] keeping sessions in a PostgreSQL table (feature `postgres`).
 ///
 /// Every operation is one atomic statement (a rotation changes the row's key in place, so a
@@ -300,63 +296,6 @@ impl PostgresStore {
     /// The name of the sessions table.
     pub fn table(&self) -> &str {
         &self.shared.table
-    }
-
-    /// Creates the schema, the table and its indexes if they do not exist yet, and upgrades
-    /// a table of an older release in place (see [Upgrades](PostgresStore#upgrades)).
-    ///
-    /// Idempotent: run it at every start. Concurrent runs (several instances starting at
-    /// once) are serialized by a transaction-scoped advisory lock, and objects that already
-    /// exist are not created again, so once the table exists the role running this needs no
-    /// `CREATE` privilege. The SQL is shown in the [type documentation](PostgresStore#schema).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Unavailable`] if the server cannot be reached, [`StoreError::Backend`]
-    /// if it refuses a statement (for example, the role may not create the schema or table).
-    /// Unlike the store's operations, the migration is not bounded by the operation timeout
-    /// (it may wait for another instance's migration to finish).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let shared = &*self.shared;
-        let failure = |error| reply_failure("migrate", error);
-        let mut tx = self.pool.begin().await.map_err(failure)?;
-        sqlx::query(MIGRATION_LOCK)
-            .bind(MIGRATION_LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(failure)?;
-        let (has_schema, has_table, has_expires_index, has_user_index, has_columns): (
-            bool,
-            bool,
-            bool,
-            bool,
-            bool,
-        ) = sqlx::query_as(EXISTING_OBJECTS)
-            .bind(&shared.schema)
-            .bind(&shared.table)
-            .bind(&shared.expires_index)
-            .bind(&shared.user_index)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(failure)?;
-        let steps = [
-            (has_schema, &shared.sql.create_schema),
-            (has_table, &shared.sql.create_table),
-            // A table made just now has the columns; one of an older release gets them.
-            (!has_table || has_columns, &shared.sql.add_label_and_format),
-            (has_expires_index, &shared.sql.create_expires_index),
-            (has_user_index, &shared.sql.create_user_index),
-        ];
-        for (exists, statement) in steps {
-            if !exists {
-                sqlx::query(sql(statement))
-                    .persistent(false)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(failure)?;
-            }
-        }
-        tx.commit().await.map_err(failure)
     }
 
     /// The version of the live record under `key` at `now` (milliseconds), if there is one,
@@ -644,64 +583,5 @@ impl SessionStore for PostgresStore {
     }
 }
 
-impl UserIndex for PostgresStore {
-    fn sessions_of<'a>(
-        &'a self,
-        user: &'a str,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
-        StoreFuture::boxed(within(
-            self.shared.operation_timeout,
-            "sessions_of",
-            async move {
-                let rows = sqlx::query(sql(&self.shared.sql.sessions_of))
-                    .bind(user)
-                    .bind(to_millis(now, "now")?)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|error| sqlx_failure("sessions_of", error))?;
-                rows.iter()
-                    .map(|row| decode_info(row, "sessions_of"))
-                    .collect()
-            },
-        ))
-    }
-
-    /// Deletes every row of `user` but `except` in one statement; the rows expired at `now`
-    /// are deleted too, and not counted.
-    fn revoke_user<'a>(
-        &'a self,
-        user: &'a str,
-        except: Option<&'a SessionHandle>,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<u64, StoreError>> {
-        StoreFuture::boxed(within(
-            self.shared.operation_timeout,
-            "revoke_user",
-            async move {
-                let revoked: i64 = sqlx::query_scalar(sql(&self.shared.sql.revoke_user))
-                    .bind(user)
-                    .bind(except.map(|handle| handle.store_key().as_bytes().as_slice()))
-                    .bind(to_millis(now, "now")?)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|error| reply_failure("revoke_user", error))?;
-                u64::try_from(revoked).map_err(|_| {
-                    unexpected_reply("revoke_user", &format!("negative count {revoked}"))
-                })
-            },
-        ))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_miss_with_another_live_version_is_a_conflict() {
-        assert!(matches!(classify_miss(Some(3), 2), MissReason::Conflict));
-        assert!(matches!(classify_miss(None, 2), MissReason::Missing));
-        assert!(matches!(classify_miss(Some(2), 2), MissReason::Missing));
-    }
-}
+mod tests;

@@ -4,7 +4,6 @@
 //! The key layout, the scripts' guarantees and the role of `delete_expired` are documented on
 //! [`RedisStore`] itself, where users of the crate can read them.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,16 +15,17 @@ use redis::aio::ConnectionManager;
 use crate::error::ConfigError;
 #[cfg(doc)]
 use crate::expiry::Expiry;
-use crate::id::{SessionHandle, StoreKey};
+use crate::id::StoreKey;
 use crate::store::time::to_unix_millis;
 use crate::store::{
     CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, Record, RotateOutcome, SaveOutcome,
-    SessionInfo, SessionStore, StoreError, StoreFuture, TouchOutcome, UserIndex,
+    SessionStore, StoreError, StoreFuture, TouchOutcome, UserIndex,
 };
 
 mod builder;
 mod connection;
 mod error;
+mod index;
 mod keys;
 mod record;
 mod scripts;
@@ -35,10 +35,7 @@ pub use self::builder::RedisStoreBuilder;
 use self::connection::bounded;
 use self::error::{redis_failure, unexpected_reply};
 use self::keys::KeyLayout;
-use self::record::{
-    Fields, LISTED_VALUES, decode_info, decode_marker_deadline, decode_record, encode_record,
-    is_known_format,
-};
+use self::record::{Fields, decode_marker_deadline, decode_record, encode_record, is_known_format};
 use self::scripts::{MARKER_VERSION, SCRIPTS};
 
 const DEFAULT_KEY_PREFIX: &str = "sessionware:";
@@ -46,17 +43,6 @@ const DEFAULT_EXPIRY_GRACE: Duration = Duration::from_secs(60);
 /// The `COUNT` hint of each `SCAN` step of `delete_expired`, and so the largest batch one
 /// purge script handles.
 const SCAN_BATCH: usize = 500;
-/// The most index members one `sessions_of` or `revoke_user` script call examines; both
-/// walk a larger index in several calls, so that none of them holds Redis for long.
-const INDEX_PAGE: usize = 100;
-/// The most script calls one `sessions_of` or `revoke_user` makes: 100,000 pages of
-/// [`INDEX_PAGE`] members, ten million index entries, far more than one user's sessions.
-/// Reaching it means sessions are added as fast as the walk removes them; the operation
-/// then fails rather than loop for ever.
-const MAX_INDEX_PAGES: usize = 100_000;
-// `revoke_user` keeps one member in place and restarts every page from the lowest rank:
-// with a page of one it would never move past it.
-const _: () = assert!(INDEX_PAGE >= 2);
 
 /// A [`SessionStore`] in Redis (6.2 or later) or Valkey.
 ///
@@ -308,18 +294,6 @@ fn failed(operation: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
 /// The error for a script of `operation` that returned `code`, which its code cannot return.
 fn unexpected_code(operation: &'static str, code: i64) -> StoreError {
     unexpected_reply(operation, &format!("the script returned {code}"))
-}
-
-/// The error for a walk of a user's index that never reached its end.
-fn index_too_large(operation: &'static str) -> StoreError {
-    unexpected_reply(
-        operation,
-        &format!(
-            "still a full page of the user's index after {MAX_INDEX_PAGES} pages of \
-             {INDEX_PAGE} members (are sessions of that user created as fast as they are \
-             removed?)"
-        ),
-    )
 }
 
 impl fmt::Debug for RedisStore {
@@ -582,183 +556,5 @@ impl SessionStore for RedisStore {
     }
 }
 
-impl UserIndex for RedisStore {
-    /// Pages through the user's index by rank, at most 100 members per script call, each
-    /// bounded by the operation timeout; not a snapshot (see
-    /// [Index upkeep](RedisStore#index-upkeep)).
-    fn sessions_of<'a>(
-        &'a self,
-        user: &'a str,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
-        StoreFuture::boxed(async move {
-            let index = self.layout.index_key(user);
-            let now = to_unix_millis(now, "now")?;
-            let mut conn = self.conn();
-            let mut seen = HashSet::new();
-            let mut sessions = Vec::new();
-            let mut first = 0_usize;
-            for _ in 0..MAX_INDEX_PAGES {
-                let (examined, kept, listed): (usize, usize, Vec<String>) = self
-                    .bounded("sessions_of", async {
-                        SCRIPTS
-                            .list
-                            .key(&index)
-                            .arg(&self.layout.session_prefix)
-                            .arg(now)
-                            .arg(self.layout.grace_millis)
-                            .arg(first)
-                            .arg(INDEX_PAGE)
-                            .invoke_async(&mut conn)
-                            .await
-                            .map_err(failed("sessions_of"))
-                    })
-                    .await?;
-                for entry in listed.chunks(LISTED_VALUES) {
-                    let info = decode_info(entry)?;
-                    if seen.insert(info.handle) {
-                        sessions.push(info);
-                    }
-                }
-                if examined < INDEX_PAGE {
-                    sessions.sort_by_key(|info| info.created_at);
-                    return Ok(sessions);
-                }
-                first += kept;
-            }
-            Err(index_too_large("sessions_of"))
-        })
-    }
-
-    /// Deletes in pages of at most 100 index members, each one script call bounded by the
-    /// operation timeout, until a call finds less than a full page: at that moment no
-    /// session of the user but the kept one is left, whatever was rotated or created in the
-    /// meantime (see [Index upkeep](RedisStore#index-upkeep)). Sessions expired at `now` are
-    /// deleted too but not counted.
-    fn revoke_user<'a>(
-        &'a self,
-        user: &'a str,
-        except: Option<&'a SessionHandle>,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<u64, StoreError>> {
-        StoreFuture::boxed(async move {
-            let now = to_unix_millis(now, "now")?;
-            let index = self.layout.index_key(user);
-            let keep = except
-                .map(|handle| handle.store_key().to_hex())
-                .unwrap_or_default();
-            let mut conn = self.conn();
-            let mut revoked = 0_u64;
-            for _ in 0..MAX_INDEX_PAGES {
-                let (count, full): (u64, u64) = self
-                    .bounded("revoke_user", async {
-                        SCRIPTS
-                            .revoke_user
-                            .key(&index)
-                            .arg(&self.layout.session_prefix)
-                            .arg(&keep)
-                            .arg(now)
-                            .arg(self.layout.grace_millis)
-                            .arg(INDEX_PAGE)
-                            .invoke_async(&mut conn)
-                            .await
-                            .map_err(failed("revoke_user"))
-                    })
-                    .await?;
-                revoked += count;
-                if full == 0 {
-                    return Ok(revoked);
-                }
-            }
-            Err(index_too_large("revoke_user"))
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::time::UNIX_EPOCH;
-
-    use redis::Client;
-
-    use super::*;
-
-    /// A raw connection to the server in `REDIS_URL`, or `None` when it is unset.
-    async fn shared_server() -> Option<redis::aio::MultiplexedConnection> {
-        let Ok(url) = std::env::var("REDIS_URL") else {
-            eprintln!("skipping: REDIS_URL is not set");
-            return None;
-        };
-        let client = Client::open(url).expect("REDIS_URL parses");
-        Some(
-            client
-                .get_multiplexed_async_connection()
-                .await
-                .expect("REDIS_URL is set but the server is unreachable"),
-        )
-    }
-
-    async fn zcard(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> usize {
-        redis::cmd("ZCARD")
-            .arg(key)
-            .query_async(conn)
-            .await
-            .expect("ZCARD")
-    }
-
-    #[tokio::test]
-    async fn each_index_walking_script_call_examines_at_most_one_page() {
-        let Some(mut conn) = shared_server().await else {
-            return;
-        };
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let layout = KeyLayout::new(format!("sessionware-unit:{nanos:x}:"), DEFAULT_EXPIRY_GRACE);
-        let index = layout.index_key("u");
-        // 1,000 members without a session, scored an hour ahead so that nothing prunes them
-        // as stale: only the walk can drop them.
-        let now = to_unix_millis(SystemTime::now(), "now").expect("now");
-        let mut zadd = redis::cmd("ZADD");
-        zadd.arg(&index);
-        for n in 0..1_000_u64 {
-            zadd.arg(now + 3_600_000 + n).arg(format!("{n:064x}"));
-        }
-        let () = zadd.query_async(&mut conn).await.expect("ZADD");
-
-        let (examined, kept, listed): (usize, usize, Vec<String>) = SCRIPTS
-            .list
-            .key(&index)
-            .arg(&layout.session_prefix)
-            .arg(now)
-            .arg(layout.grace_millis)
-            .arg(0)
-            .arg(INDEX_PAGE)
-            .invoke_async(&mut conn)
-            .await
-            .expect("list");
-        assert_eq!((examined, kept, listed.len()), (INDEX_PAGE, 0, 0));
-        assert_eq!(zcard(&mut conn, &index).await, 1_000 - INDEX_PAGE);
-
-        let (revoked, full): (u64, u64) = SCRIPTS
-            .revoke_user
-            .key(&index)
-            .arg(&layout.session_prefix)
-            .arg("")
-            .arg(now)
-            .arg(layout.grace_millis)
-            .arg(INDEX_PAGE)
-            .invoke_async(&mut conn)
-            .await
-            .expect("revoke_user");
-        assert_eq!((revoked, full), (0, 1));
-        assert_eq!(zcard(&mut conn, &index).await, 1_000 - 2 * INDEX_PAGE);
-
-        let _: i64 = redis::cmd("DEL")
-            .arg(&index)
-            .query_async(&mut conn)
-            .await
-            .expect("DEL");
-    }
-}
+mod tests;
