@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::header::{COOKIE, HeaderMap, HeaderValue};
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// Cookie values longer than this are ignored without further inspection.
 pub(crate) const MAX_COOKIE_VALUE_LEN: usize = 4096;

@@ -10,7 +10,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 use crate::id::{ID_LEN, SessionId, decode_32};
 
 /// The shortest secret a [`Key`] accepts, in bytes.

@@ -8,9 +8,10 @@ use std::time::Duration;
 use http::Response;
 use tower_layer::Layer;
 
+use crate::config::ConfigError;
 use crate::context::Context;
 use crate::cookie::{CookieConfig, SameSite};
-use crate::error::{ConfigError, SessionError};
+use crate::error::SessionError;
 use crate::events::SecurityEvents;
 use crate::expiry::Clock;
 use crate::key::Key;

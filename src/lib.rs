@@ -83,6 +83,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 mod contention;
 mod context;
 mod cookie;
@@ -103,8 +104,12 @@ mod service;
 mod session;
 pub mod store;
 
+/// A boxed error source, kept intact so callers can inspect or downcast it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub use config::ConfigError;
 pub use cookie::SameSite;
-pub use error::{BoxError, ConfigError, SessionError};
+pub use error::SessionError;
 pub use events::SecurityEvents;
 pub use expiry::{Clock, Expiry, ManualClock, SystemClock};
 #[cfg(feature = "axum")]

@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::BoxError;
+use crate::BoxError;
 
 /// A store operation failed.
 ///

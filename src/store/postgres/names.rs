@@ -1,6 +1,6 @@
 //! Schema, table and index names: the only text ever spliced into the store's SQL.
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// PostgreSQL's `NAMEDATALEN - 1`: longer identifiers are silently truncated by the server.
 pub(super) const MAX_IDENTIFIER_LEN: usize = 63;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::Client;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 use crate::store::{DEFAULT_OPERATION_TIMEOUT, StoreError};
 #[cfg(doc)]
 use crate::store::{LoadOutcome, SessionStore, UserIndex};

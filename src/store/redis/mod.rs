@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use redis::aio::ConnectionManager;
 
 #[cfg(doc)]
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 #[cfg(doc)]
 use crate::expiry::Expiry;
 use crate::id::StoreKey;
