@@ -76,6 +76,7 @@
 //! - `memory-store` (default): [`MemoryStore`].
 //! - `redis`: `RedisStore` on the `redis` crate's connection manager.
 //! - `postgres`: `PostgresStore` on `sqlx`.
+//! - `sqlite`: `SqliteStore` on `sqlx`, a file or in-memory database for one server.
 //! - `axum`: `Session` and `Option<Session>` extractors.
 //! - `test-util`: the public store conformance suite, `sessionware::store::conformance`.
 // The library forbids unsafe code outright; `Cargo.toml` only denies it, so that the
@@ -125,6 +126,8 @@ pub use store::{MemoryStore, MemoryStoreBuilder, Sweeper};
 pub use store::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use store::{SqliteStore, SqliteStoreBuilder};
 
 /// Compiles the README's example as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]
