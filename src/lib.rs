@@ -2,8 +2,9 @@
 //!
 //! One [`SessionLayer`] creates, signs, validates, expires, rotates and invalidates session
 //! IDs against a pluggable [`SessionStore`]: [`MemoryStore`] in one process, `RedisStore` or
-//! `PostgresStore` for a fleet. It works with any service built on `http` 1.x: axum, hyper
-//! with tower, tonic's HTTP stack.
+//! `PostgresStore` for a fleet, `SqliteStore` for one server with sessions that survive a
+//! restart. It works with any service built on `http` 1.x: axum, hyper with tower, tonic's
+//! HTTP stack.
 //!
 //! ```
 //! use std::time::Duration;

@@ -67,7 +67,11 @@ const MARKER_VERSION: i64 = ROTATION_MARKER_VERSION as i64;
 ///
 /// - a file (`sqlite://sessions.db`, `sqlite:///var/lib/app/sessions.db`): created if
 ///   missing and switched to [WAL mode](https://www.sqlite.org/wal.html), the recommended
-///   mode, in which readers never wait for the writer; sqlx's pool of up to 10 connections;
+///   mode, in which readers never wait for the writer, with `synchronous = NORMAL`, the
+///   setting SQLite advises with WAL (a crash of the application loses no commit; a power
+///   loss or an OS crash may undo the last ones, so make your own pool with
+///   `SqliteSynchronous::Full` if a logout must survive that too); sqlx's pool of up to
+///   10 connections;
 /// - in memory (`sqlite::memory:`): **one connection**, never closed for idleness or age.
 ///   An in-memory database belongs to the connection that opened it: a pool of several
 ///   would give each its own empty database. The sessions live as long as the store's
