@@ -265,6 +265,20 @@ impl Write<'_> {
         &mut self.tx
     }
 
+    /// Runs `statement` with `args` for `operation` and returns how many rows it changed.
+    async fn execute(
+        &mut self,
+        operation: &'static str,
+        statement: &Arc<str>,
+        args: SqliteArguments,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query_with(sql(statement), args)
+            .execute(self.connection())
+            .await
+            .map_err(|error| sqlx_failure(operation, error))?;
+        Ok(done.rows_affected())
+    }
+
     async fn commit(self, operation: &'static str) -> Result<(), StoreError> {
         self.tx
             .commit()
@@ -398,13 +412,30 @@ impl SqliteStore {
         args: SqliteArguments,
     ) -> Result<u64, StoreError> {
         let mut write = self.begin_write(operation).await?;
-        let changed = sqlx::query_with(sql(statement), args)
-            .execute(write.connection())
-            .await
-            .map_err(|error| sqlx_failure(operation, error))?
-            .rows_affected();
+        let changed = write.execute(operation, statement, args).await?;
         write.commit(operation).await?;
         Ok(changed)
+    }
+
+    /// Runs the conditional write `statement` on the record under `key` with `args` in its
+    /// own write transaction: `None` if it changed the record, else why it missed.
+    async fn write_or_miss(
+        &self,
+        operation: &'static str,
+        statement: &Arc<str>,
+        args: SqliteArguments,
+        key: &StoreKey,
+        now: i64,
+    ) -> Result<Option<Miss>, StoreError> {
+        let mut write = self.begin_write(operation).await?;
+        let changed = write.execute(operation, statement, args).await?;
+        let missed = if changed == 1 {
+            None
+        } else {
+            Some(self.miss(write.connection(), key, now, operation).await?)
+        };
+        write.commit(operation).await?;
+        Ok(missed)
     }
 
     /// The version of the live record under `key` at `now` (milliseconds), if there is one,
@@ -541,23 +572,15 @@ impl SessionStore for SqliteStore {
             let mut args = record_arguments(key, record)?;
             push(&mut args, to_integer(expected_version, "expected version")?)?;
             push(&mut args, now)?;
-            let mut write = self.begin_write("save").await?;
-            let updated = sqlx::query_with(sql(&self.shared.sql.save), args)
-                .execute(write.connection())
-                .await
-                .map_err(|error| sqlx_failure("save", error))?
-                .rows_affected();
-            let outcome = if updated == 1 {
-                SaveOutcome::Saved
-            } else {
-                match self.miss(write.connection(), key, now, "save").await? {
-                    Miss::Conflict => SaveOutcome::Conflict,
-                    Miss::Missing => SaveOutcome::Missing,
-                    Miss::Moved => SaveOutcome::Moved,
-                }
-            };
-            write.commit("save").await?;
-            Ok(outcome)
+            let missed = self
+                .write_or_miss("save", &self.shared.sql.save, args, key, now)
+                .await?;
+            Ok(match missed {
+                None => SaveOutcome::Saved,
+                Some(Miss::Conflict) => SaveOutcome::Conflict,
+                Some(Miss::Missing) => SaveOutcome::Missing,
+                Some(Miss::Moved) => SaveOutcome::Moved,
+            })
         }))
     }
 
@@ -577,23 +600,15 @@ impl SessionStore for SqliteStore {
             push(&mut args, to_millis(expires_at, "expires_at")?)?;
             push(&mut args, now)?;
             push(&mut args, to_integer(expected_version, "expected version")?)?;
-            let mut write = self.begin_write("touch").await?;
-            let updated = sqlx::query_with(sql(&self.shared.sql.touch), args)
-                .execute(write.connection())
-                .await
-                .map_err(|error| sqlx_failure("touch", error))?
-                .rows_affected();
-            let outcome = if updated == 1 {
-                TouchOutcome::Touched
-            } else {
-                match self.miss(write.connection(), key, now, "touch").await? {
-                    // A rotation marker: the session changed since the caller loaded it.
-                    Miss::Conflict | Miss::Moved => TouchOutcome::Conflict,
-                    Miss::Missing => TouchOutcome::Missing,
-                }
-            };
-            write.commit("touch").await?;
-            Ok(outcome)
+            let missed = self
+                .write_or_miss("touch", &self.shared.sql.touch, args, key, now)
+                .await?;
+            Ok(match missed {
+                None => TouchOutcome::Touched,
+                // A rotation marker: the session changed since the caller loaded it.
+                Some(Miss::Conflict | Miss::Moved) => TouchOutcome::Conflict,
+                Some(Miss::Missing) => TouchOutcome::Missing,
+            })
         }))
     }
 
