@@ -2,8 +2,9 @@
 //!
 //! One [`SessionLayer`] creates, signs, validates, expires, rotates and invalidates session
 //! IDs against a pluggable [`SessionStore`]: [`MemoryStore`] in one process, `RedisStore` or
-//! `PostgresStore` for a fleet. It works with any service built on `http` 1.x: axum, hyper
-//! with tower, tonic's HTTP stack.
+//! `PostgresStore` for a fleet, `SqliteStore` for one server with sessions that survive a
+//! restart. It works with any service built on `http` 1.x: axum, hyper with tower, tonic's
+//! HTTP stack.
 //!
 //! ```
 //! use std::time::Duration;
@@ -76,6 +77,7 @@
 //! - `memory-store` (default): [`MemoryStore`].
 //! - `redis`: `RedisStore` on the `redis` crate's connection manager.
 //! - `postgres`: `PostgresStore` on `sqlx`.
+//! - `sqlite`: `SqliteStore` on `sqlx`, a file or in-memory database for one server.
 //! - `axum`: `Session` and `Option<Session>` extractors.
 //! - `test-util`: the public store conformance suite, `sessionware::store::conformance`.
 // The library forbids unsafe code outright; `Cargo.toml` only denies it, so that the
@@ -130,6 +132,8 @@ pub use store::{MemoryStore, MemoryStoreBuilder, Sweeper};
 pub use store::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use store::{SqliteStore, SqliteStoreBuilder};
 
 /// Compiles the README's example as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]

@@ -1,6 +1,6 @@
 //! The [`SessionStore`] trait, the records it keeps, and the stores that ship with the crate.
 
-#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 use std::future::Future;
 use std::time::SystemTime;
 
@@ -19,6 +19,8 @@ pub(crate) mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 pub mod time;
 
 pub use error::StoreError;
@@ -29,16 +31,18 @@ pub use memory::{MemoryStore, MemoryStoreBuilder, Sweeper};
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// The default bound on each operation of a remote store, connecting included.
-#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 pub(crate) const DEFAULT_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs a store operation, giving up with [`StoreError::Timeout`] after `timeout`.
 /// Dropping the operation's future abandons it: a script or statement the server already
 /// received may still complete there, which every operation tolerates (each is atomic, and
 /// a retry after a timeout reads the outcome afresh).
-#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 pub(crate) async fn within<T>(
     timeout: std::time::Duration,
     operation: &'static str,

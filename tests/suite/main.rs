@@ -17,3 +17,4 @@ mod multi_instance;
 mod postgres_store;
 mod redis_store;
 mod security;
+mod sqlite_store;

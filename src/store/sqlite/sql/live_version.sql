@@ -1,0 +1,1 @@
+SELECT version FROM {table} WHERE key = ?1 AND expires_at > ?2

@@ -1,0 +1,3 @@
+UPDATE {table} SET key = ?1, version = ?2, user_id = ?3, created_at = ?4,
+last_active = ?5, expires_at = ?6, expiry = ?7, data = ?8, label = ?9, format = ?10
+WHERE key = ?11 AND version = ?12 AND expires_at > ?13 AND version <> {marker_version}
