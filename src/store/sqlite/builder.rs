@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 #[cfg(doc)]
 use crate::store::{SessionStore, StoreError};
 

@@ -8,34 +8,37 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use sqlx::SqlitePool;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqlitePool, Transaction};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
-use crate::id::{SessionHandle, StoreKey};
+use crate::id::StoreKey;
 use crate::store::{
     CreateOutcome, DEFAULT_OPERATION_TIMEOUT, LoadOutcome, ROTATION_MARKER_LIFETIME,
-    ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionInfo, SessionStore,
-    StoreError, StoreFuture, TouchOutcome, UserIndex, within,
+    ROTATION_MARKER_VERSION, Record, RotateOutcome, SaveOutcome, SessionStore, StoreError,
+    StoreFuture, TouchOutcome, UserIndex, within,
 };
 
 mod builder;
 mod error;
+mod migrate;
 mod names;
 mod row;
 mod sql;
+mod user_index;
+mod write;
 
 pub use self::builder::SqliteStoreBuilder;
-use self::error::{is_unique_violation, reply_failure, sqlx_failure};
+use self::error::{is_unique_violation, sqlx_failure};
 use self::names::index_name;
 use self::row::{
-    RECORD_FORMAT, column, decode_info, decode_record, is_known_format, push, record_arguments,
-    to_integer, to_millis,
+    RECORD_FORMAT, column, decode_record, is_known_format, push, record_arguments, to_integer,
+    to_millis,
 };
-use self::sql::{BEGIN_WRITE, Statements, sql};
+use self::sql::{Statements, sql};
+use self::write::Miss;
 
 /// The table used unless the builder says otherwise.
 const DEFAULT_TABLE: &str = "sessionware_sessions";
@@ -252,41 +255,6 @@ impl Shared {
     }
 }
 
-/// A write transaction in progress, holding the store's writer turn. Dropped without
-/// [`commit`](Self::commit), it rolls back.
-struct Write<'a> {
-    // Declared first, so dropped first: the rollback starts before the next writer's turn.
-    tx: Transaction<'static, Sqlite>,
-    _turn: MutexGuard<'a, ()>,
-}
-
-impl Write<'_> {
-    fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
-
-    /// Runs `statement` with `args` for `operation` and returns how many rows it changed.
-    async fn execute(
-        &mut self,
-        operation: &'static str,
-        statement: &Arc<str>,
-        args: SqliteArguments,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query_with(sql(statement), args)
-            .execute(self.connection())
-            .await
-            .map_err(|error| sqlx_failure(operation, error))?;
-        Ok(done.rows_affected())
-    }
-
-    async fn commit(self, operation: &'static str) -> Result<(), StoreError> {
-        self.tx
-            .commit()
-            .await
-            .map_err(|error| sqlx_failure(operation, error))
-    }
-}
-
 impl SqliteStore {
     /// A store on `pool`, using the table `sessionware_sessions`, deleting expired rows
     /// 1,000 at a time and bounding each operation by 2 seconds. Run
@@ -363,117 +331,6 @@ impl SqliteStore {
     pub fn table(&self) -> &str {
         &self.shared.table
     }
-
-    /// Creates the table and its indexes if they do not exist yet.
-    ///
-    /// Idempotent: run it at every start. It runs as one write transaction, so concurrent
-    /// runs take turns and the later ones find everything in place. The SQL is shown in the
-    /// [type documentation](SqliteStore#schema).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] if SQLite refuses a statement (a read-only file, say),
-    /// [`StoreError::Unavailable`] if the database stays locked past the busy timeout.
-    /// Unlike the store's operations, the migration is not bounded by the operation timeout.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let sql = &self.shared.sql;
-        let mut write = self.begin_write("migrate").await?;
-        for statement in [
-            &sql.create_table,
-            &sql.create_expires_index,
-            &sql.create_user_index,
-        ] {
-            sqlx::query(sql::sql(statement))
-                .persistent(false)
-                .execute(write.connection())
-                .await
-                .map_err(|error| reply_failure("migrate", error))?;
-        }
-        write.commit("migrate").await
-    }
-
-    /// Waits for this store's writer turn and opens a write transaction for `operation`.
-    async fn begin_write(&self, operation: &'static str) -> Result<Write<'_>, StoreError> {
-        let turn = self.shared.writer.lock().await;
-        let tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(|error| sqlx_failure(operation, error))?;
-        Ok(Write { tx, _turn: turn })
-    }
-
-    /// Runs one write statement with `args` in its own write transaction and returns how
-    /// many rows it changed.
-    async fn write_one(
-        &self,
-        operation: &'static str,
-        statement: &Arc<str>,
-        args: SqliteArguments,
-    ) -> Result<u64, StoreError> {
-        let mut write = self.begin_write(operation).await?;
-        let changed = write.execute(operation, statement, args).await?;
-        write.commit(operation).await?;
-        Ok(changed)
-    }
-
-    /// Runs the conditional write `statement` on the record under `key` with `args` in its
-    /// own write transaction: `None` if it changed the record, else why it missed.
-    async fn write_or_miss(
-        &self,
-        operation: &'static str,
-        statement: &Arc<str>,
-        args: SqliteArguments,
-        key: &StoreKey,
-        now: i64,
-    ) -> Result<Option<Miss>, StoreError> {
-        let mut write = self.begin_write(operation).await?;
-        let changed = write.execute(operation, statement, args).await?;
-        let missed = if changed == 1 {
-            None
-        } else {
-            Some(self.miss(write.connection(), key, now, operation).await?)
-        };
-        write.commit(operation).await?;
-        Ok(missed)
-    }
-
-    /// The version of the live record under `key` at `now` (milliseconds), if there is one,
-    /// read for `operation` inside a write transaction: under the write lock, so nothing
-    /// changed since the transaction's own statements.
-    async fn live_version(
-        &self,
-        connection: &mut SqliteConnection,
-        key: &StoreKey,
-        now: i64,
-        operation: &'static str,
-    ) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(sql(&self.shared.sql.live_version))
-            .bind(key.as_bytes().as_slice())
-            .bind(now)
-            .fetch_optional(connection)
-            .await
-            .map_err(|error| sqlx_failure(operation, error))?;
-        row.map(|row| column(&row, "version", operation))
-            .transpose()
-    }
-
-    /// Why a conditional write on `key` that changed nothing missed.
-    async fn miss(
-        &self,
-        connection: &mut SqliteConnection,
-        key: &StoreKey,
-        now: i64,
-        operation: &'static str,
-    ) -> Result<Miss, StoreError> {
-        Ok(
-            match self.live_version(connection, key, now, operation).await? {
-                None => Miss::Missing,
-                Some(MARKER_VERSION) => Miss::Moved,
-                Some(_) => Miss::Conflict,
-            },
-        )
-    }
 }
 
 /// Whether `url` names an in-memory database (`sqlite::memory:`, `mode=memory`), read as
@@ -485,16 +342,6 @@ fn is_in_memory(url: &str) -> bool {
         .trim_start_matches("sqlite:");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     database == ":memory:" || params.split('&').any(|param| param == "mode=memory")
-}
-
-/// What a conditional write that changed nothing found under its key.
-enum Miss {
-    /// A live record of another version.
-    Conflict,
-    /// No live record.
-    Missing,
-    /// A rotation marker.
-    Moved,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -732,76 +579,5 @@ impl SessionStore for SqliteStore {
     }
 }
 
-impl UserIndex for SqliteStore {
-    fn sessions_of<'a>(
-        &'a self,
-        user: &'a str,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
-        StoreFuture::boxed(within(
-            self.shared.operation_timeout,
-            "sessions_of",
-            async move {
-                let rows = sqlx::query(sql(&self.shared.sql.sessions_of))
-                    .bind(user)
-                    .bind(to_millis(now, "now")?)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|error| sqlx_failure("sessions_of", error))?;
-                rows.iter()
-                    .map(|row| decode_info(row, "sessions_of"))
-                    .collect()
-            },
-        ))
-    }
-
-    /// Deletes every row of `user` but `except` in one statement; the rows expired at `now`
-    /// are deleted too, and not counted.
-    fn revoke_user<'a>(
-        &'a self,
-        user: &'a str,
-        except: Option<&'a SessionHandle>,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Result<u64, StoreError>> {
-        StoreFuture::boxed(within(
-            self.shared.operation_timeout,
-            "revoke_user",
-            async move {
-                let now = to_millis(now, "now")?;
-                let mut write = self.begin_write("revoke_user").await?;
-                let live: Vec<bool> = sqlx::query_scalar(sql(&self.shared.sql.revoke_user))
-                    .bind(user)
-                    .bind(except.map(|handle| handle.store_key().as_bytes().as_slice()))
-                    .bind(now)
-                    .fetch_all(write.connection())
-                    .await
-                    .map_err(|error| reply_failure("revoke_user", error))?;
-                write.commit("revoke_user").await?;
-                Ok(live.into_iter().filter(|live| *live).count() as u64)
-            },
-        ))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn in_memory_urls_are_recognized() {
-        for url in [
-            "sqlite::memory:",
-            "sqlite://:memory:",
-            "sqlite://?mode=memory&cache=private",
-        ] {
-            assert!(is_in_memory(url), "{url}");
-        }
-        for url in [
-            "sqlite://sessions.db",
-            "sqlite:///var/lib/x.db?mode=rwc",
-            "sqlite:memory.db",
-        ] {
-            assert!(!is_in_memory(url), "{url}");
-        }
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! Table and index names: the only text ever spliced into the store's SQL.
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// Refuses anything but a plain identifier that SQLite lets an application use: the name is
 /// formatted into SQL, and names starting with `sqlite_` are reserved by SQLite itself.
