@@ -13,6 +13,7 @@
 //! | --- | --- | --- |
 //! | `SESSIONWARE_ADDR` | address to listen on | `127.0.0.1:3000` |
 //! | `SESSION_KEY` | signing key: base64 of at least 32 random bytes | a new key per run |
+//! | `SESSION_PREVIOUS_KEYS` | keys still accepted after a rotation, comma-separated, newest first | none |
 //! | `SESSION_IDLE_SECS` | idle timeout, in seconds | `300` |
 //! | `SESSION_ANONYMOUS_SECS` | lifetime of a session nobody logged in to, in seconds | `60` |
 //! | `SESSION_STORE` | `memory`, `redis` or `postgres` | `memory` |
@@ -96,6 +97,7 @@ async fn run() -> Result<(), AnyError> {
     // Anonymous sessions (a counter before login) end soon: whoever floods the server with
     // them makes it hold at most a minute's worth.
     let mut sessions = SessionLayer::new(store, key)
+        .previous_keys(Key::previous_from_env("SESSION_PREVIOUS_KEYS")?)
         .idle_timeout(Duration::from_secs(idle_secs))
         .anonymous_timeout(Duration::from_secs(anonymous_secs));
     if env_or("SESSIONWARE_INSECURE_COOKIE", "0") == "1" {

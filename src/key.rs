@@ -95,6 +95,62 @@ impl Key {
         Self::decode_base64(&value, &format!("environment variable {name}"))
     }
 
+    /// Reads the previous keys, for [`SessionLayer::previous_keys`], from the environment
+    /// variable `name`: base64 secrets separated by commas or whitespace (neither occurs in
+    /// base64), newest first. An unset or empty variable means no previous key, the usual
+    /// state between two rotations.
+    ///
+    /// ```no_run
+    /// use sessionware::{Key, MemoryStore, SessionLayer};
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::new(), Key::from_env("SESSION_KEY")?)
+    ///     .previous_keys(Key::previous_from_env("SESSION_PREVIOUS_KEYS")?);
+    /// # Ok::<(), sessionware::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyUnreadable`], naming the variable and the entry (counted from 1),
+    /// if an entry is not base64 or holds fewer than 32 bytes, or if the variable is not
+    /// valid Unicode.
+    ///
+    /// [`SessionLayer::previous_keys`]: crate::SessionLayer::previous_keys
+    pub fn previous_from_env(name: &str) -> Result<Vec<Self>, ConfigError> {
+        let value = match std::env::var(name) {
+            Ok(value) => Zeroizing::new(value),
+            Err(std::env::VarError::NotPresent) => return Ok(Vec::new()),
+            Err(err) => {
+                return Err(ConfigError::KeyUnreadable {
+                    source_name: format!("environment variable {name}"),
+                    reason: err.to_string(),
+                });
+            }
+        };
+        Self::list_from_text(&value, &format!("environment variable {name}"))
+    }
+
+    /// The keys in `text`, separated by commas or whitespace; `source_name` says where the
+    /// text came from in the errors.
+    fn list_from_text(text: &str, source_name: &str) -> Result<Vec<Self>, ConfigError> {
+        text.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|entry| !entry.is_empty())
+            .enumerate()
+            .map(|(index, entry)| {
+                let entry_name = format!("{source_name}, entry {}", index + 1);
+                Self::decode_base64(entry, &entry_name).map_err(|error| match error {
+                    ConfigError::KeyTooShort { len } => ConfigError::KeyUnreadable {
+                        source_name: entry_name,
+                        reason: format!(
+                            "{len} bytes, but a key needs at least {MIN_KEY_LEN}: make one \
+                             with `openssl rand -base64 32`"
+                        ),
+                    },
+                    error => error,
+                })
+            })
+            .collect()
+    }
+
     /// Generates a fresh random 32-byte key from the OS-seeded CSPRNG.
     ///
     /// Sessions signed with it do not survive a restart; use it for tests and development.
@@ -245,6 +301,58 @@ mod tests {
 
     fn ring() -> Keyring {
         Keyring::new(Key::generate())
+    }
+
+    #[test]
+    fn previous_keys_are_read_from_a_list_and_errors_name_the_entry() {
+        let (old, old_text) = Key::generate_base64();
+        let (older, older_text) = Key::generate_base64();
+        let id = SessionId::generate();
+        let signed_old = Keyring::new(old).sign(&id);
+        let signed_older = Keyring::new(older).sign(&id);
+        let text = format!(" {old_text},\n{older_text} ,, ");
+        let previous = Key::list_from_text(&text, "environment variable PREV").expect("two keys");
+        assert_eq!(previous.len(), 2);
+        let mut ring = ring();
+        ring.set_previous(previous);
+        for signed in [signed_old, signed_older] {
+            let (verified, _) = ring
+                .verify(signed.as_bytes())
+                .expect("a previous key verifies");
+            assert_eq!(verified.store_key(), id.store_key());
+        }
+        assert!(Key::list_from_text("  , ", "x").expect("empty").is_empty());
+
+        let bad = format!("{old_text},not*base64");
+        let error = Key::list_from_text(&bad, "environment variable PREV").err();
+        assert!(
+            matches!(&error, Some(ConfigError::KeyUnreadable { source_name, .. })
+                if source_name == "environment variable PREV, entry 2"),
+            "{error:?}"
+        );
+        let short = format!("{old_text} {}", STANDARD.encode([7_u8; 16]));
+        let error = Key::list_from_text(&short, "environment variable PREV").err();
+        match error {
+            Some(ConfigError::KeyUnreadable {
+                source_name,
+                reason,
+            }) => {
+                assert_eq!(source_name, "environment variable PREV, entry 2");
+                assert!(reason.starts_with("16 bytes"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unset_previous_keys_variable_is_no_previous_key() {
+        let name = "SESSIONWARE_TEST_PREVIOUS_KEYS_NEVER_SET";
+        assert!(std::env::var_os(name).is_none());
+        assert!(
+            Key::previous_from_env(name)
+                .expect("unset is fine")
+                .is_empty()
+        );
     }
 
     #[test]
