@@ -31,6 +31,8 @@ pub enum ConfigError {
     PrefixWithoutSecure,
     /// `SameSite=None` without `Secure`: browsers reject such cookies.
     SameSiteNoneWithoutSecure,
+    /// `Partitioned` without `Secure`: browsers reject such cookies.
+    PartitionedWithoutSecure,
     /// The cookie name is empty or contains characters not allowed in a cookie name.
     InvalidCookieName,
     /// The cookie path or domain contains characters not allowed in a cookie attribute.
@@ -80,6 +82,9 @@ impl fmt::Display for ConfigError {
             ),
             Self::SameSiteNoneWithoutSecure => f.write_str(
                 "SameSite=None requires Secure: keep Secure on or use SameSite=Lax/Strict",
+            ),
+            Self::PartitionedWithoutSecure => f.write_str(
+                "a Partitioned cookie requires Secure: keep Secure on or drop `partitioned`",
             ),
             Self::InvalidCookieName => f.write_str(
                 "cookie name must be a non-empty token (letters, digits and !#$%&'*+-.^_`|~)",

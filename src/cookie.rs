@@ -30,6 +30,7 @@ pub(crate) struct CookieConfig {
     pub(crate) domain: Option<String>,
     pub(crate) secure: bool,
     pub(crate) same_site: SameSite,
+    pub(crate) partitioned: bool,
 }
 
 impl Default for CookieConfig {
@@ -40,6 +41,7 @@ impl Default for CookieConfig {
             domain: None,
             secure: true,
             same_site: SameSite::Lax,
+            partitioned: false,
         }
     }
 }
@@ -73,6 +75,9 @@ impl CookieConfig {
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::SameSiteNoneWithoutSecure);
         }
+        if self.partitioned && !self.secure {
+            return Err(ConfigError::PartitionedWithoutSecure);
+        }
         Ok(())
     }
 
@@ -86,7 +91,8 @@ impl CookieConfig {
             .path(self.path.clone())
             .secure(self.secure)
             .http_only(true)
-            .same_site(same_site);
+            .same_site(same_site)
+            .partitioned(self.partitioned);
         if let Some(domain) = &self.domain {
             builder = builder.domain(domain.clone());
         }
@@ -292,6 +298,12 @@ mod tests {
                 domain: Some("example.com".into()),
                 secure: false,
                 same_site: SameSite::Strict,
+                partitioned: false,
+            },
+            CookieConfig {
+                same_site: SameSite::None,
+                partitioned: true,
+                ..CookieConfig::default()
             },
         ];
         for config in configs {

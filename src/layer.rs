@@ -172,6 +172,20 @@ impl<S: ?Sized> SessionLayer<S> {
         self
     }
 
+    /// Marks the cookie `Partitioned` (CHIPS): in a third-party context (an app embedded in
+    /// an iframe of another site), the browser keeps a separate cookie jar per top-level site,
+    /// so the session works where third-party cookies are blocked, and no site that embeds
+    /// the app shares its session with another. Default: off.
+    ///
+    /// Requires `Secure` (browsers reject the cookie otherwise): the layer refuses it with
+    /// [`ConfigError::PartitionedWithoutSecure`] together with
+    /// [`dangerous_insecure_cookie_for_development`](Self::dangerous_insecure_cookie_for_development).
+    /// An embedded app usually also needs [`SameSite::None`].
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.settings_mut().cookie.partitioned = partitioned;
+        self
+    }
+
     /// Drops the `Secure` attribute, so the cookie also travels over plain HTTP, and renames
     /// a default `__Host-session` cookie to `session` (the prefix requires `Secure`).
     /// Default: `Secure` on.
@@ -255,8 +269,8 @@ impl<S: ?Sized> SessionLayer<S> {
     }
 
     /// Checks the configuration: cookie name and attributes consistent with each other and
-    /// with the `__Host-`/`__Secure-` prefixes, `SameSite=None` only with `Secure`, timeouts
-    /// non-zero with the idle timeout at most the absolute one.
+    /// with the `__Host-`/`__Secure-` prefixes, `SameSite=None` and `Partitioned` only with
+    /// `Secure`, timeouts non-zero with the idle timeout at most the absolute one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.context.cookie.validate()?;
         let lifetime = &self.context.lifetime;

@@ -4,6 +4,7 @@
 
 mod common;
 mod concurrency;
+mod cookie_attributes;
 mod cookie_properties;
 mod custom_store;
 mod edges;
