@@ -37,6 +37,7 @@
 //! - `GET /me`: the logged-in user's name, or 401
 //! - `GET /counter`, `POST /counter`: read or increment a per-session counter
 //! - `GET /plain`: `ok`, without touching the session (a baseline for load tests)
+//! - `GET /ready`: a readiness probe, 200 when the session store answers, else 503
 
 use std::env;
 use std::error::Error;
@@ -123,6 +124,7 @@ async fn run() -> Result<(), AnyError> {
 
 /// The application: its routes, wrapped in the session layer.
 fn app(sessions: SessionLayer<Arc<dyn SessionStore>>) -> Router {
+    let store = Arc::clone(sessions.store());
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -130,7 +132,20 @@ fn app(sessions: SessionLayer<Arc<dyn SessionStore>>) -> Router {
         .route("/me", get(me))
         .route("/counter", get(counter).post(increment))
         .route("/plain", get(|| async { "ok" }))
+        .route("/ready", get(move || ready(Arc::clone(&store))))
         .layer(sessions)
+}
+
+/// Readiness: 200 when the session store answers its cheap health call, 503 with the reason
+/// when it does not (the app would fail every session request meanwhile).
+async fn ready(store: Arc<dyn SessionStore>) -> (StatusCode, String) {
+    match store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("session store not ready: {error}\n"),
+        ),
+    }
 }
 
 /// The login form for anonymous visitors; a greeting and a visit counter once logged in.

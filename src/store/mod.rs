@@ -317,6 +317,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes every record expired at `now` and returns how many it deleted.
     fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>>;
 
+    /// Checks that the store can serve requests, cheaply (a `PING`, a `SELECT 1`), within
+    /// its operation timeout: for a readiness probe. Default: [`StoreError::Unsupported`],
+    /// so that a store that does not check is never reported ready by mistake.
+    fn ping(&self) -> StoreFuture<'_, Result<(), StoreError>> {
+        StoreFuture::ready(Err(StoreError::Unsupported { operation: "ping" }))
+    }
+
     /// This store's per-user index, if it keeps one. Default: none, and the index calls of
     /// a [`Session`](crate::Session) fail with [`StoreError::Unsupported`].
     fn user_index(&self) -> Option<&dyn UserIndex> {
@@ -442,6 +449,10 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
 
     fn delete_expired(&self, now: SystemTime) -> StoreFuture<'_, Result<u64, StoreError>> {
         (**self).delete_expired(now)
+    }
+
+    fn ping(&self) -> StoreFuture<'_, Result<(), StoreError>> {
+        (**self).ping()
     }
 
     fn user_index(&self) -> Option<&dyn UserIndex> {

@@ -55,6 +55,10 @@ fn axum_example_logs_in_counts_and_logs_out() {
     assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
     assert!(plain.set_cookies().is_empty(), "{plain:?}");
 
+    let ready = server.request("GET", "/ready", None, None);
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    assert!(ready.set_cookies().is_empty(), "{ready:?}");
+
     let anonymous = server.request("GET", "/me", None, None);
     assert_eq!(anonymous.status, 401, "{anonymous:?}");
     let home = server.request("GET", "/", None, None);

@@ -570,6 +570,7 @@ async fn an_unreachable_server_fails_with_a_store_error() {
 
     let errors = [
         store.migrate().await.err(),
+        store.ping().await.err(),
         store.load(&key, now).await.err(),
         store.create(&key, &record, SystemTime::now()).await.err(),
         store.save(&key, &record, 1, now).await.err(),

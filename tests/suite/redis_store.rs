@@ -1082,6 +1082,7 @@ async fn every_operation(
             timed.push(($name, outcome, started.elapsed()));
         }};
     }
+    time!("ping", store.ping());
     time!("load", store.load(&key, now));
     time!(
         "create",

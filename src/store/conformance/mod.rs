@@ -29,7 +29,7 @@ pub use self::expiry::{delete_expired_purges_only_expired, expired_records_are_n
 pub use self::index::{user_index_follows_rotation_and_user_change, user_index_lists_and_revokes};
 pub use self::races::{
     concurrent_creates_admit_one_winner, concurrent_saves_admit_one_winner,
-    immediate_futures_are_ready,
+    immediate_futures_are_ready, ping_answers_when_the_store_is_up,
 };
 pub use self::records::{
     create_never_overwrites, create_then_load_round_trips, delete_removes,
@@ -73,6 +73,7 @@ pub async fn run_all<S: SessionStore + Clone>(store: &S) {
     concurrent_saves_admit_one_winner(store).await;
     concurrent_creates_admit_one_winner(store).await;
     immediate_futures_are_ready(store).await;
+    ping_answers_when_the_store_is_up(store).await;
 }
 
 /// The store's per-user index; the index checks run only on stores that have one.

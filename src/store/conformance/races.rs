@@ -138,3 +138,12 @@ pub async fn immediate_futures_are_ready<S: SessionStore>(store: &S) {
         .expect(pending)
         .expect("delete_expired failed");
 }
+
+/// `ping` of a working store succeeds, or says the store does not check
+/// ([`StoreError::Unsupported`](crate::store::StoreError::Unsupported), the default).
+pub async fn ping_answers_when_the_store_is_up<S: SessionStore>(store: &S) {
+    match store.ping().await {
+        Ok(()) | Err(crate::store::StoreError::Unsupported { operation: "ping" }) => {}
+        Err(error) => panic!("ping of a working store failed: {error}"),
+    }
+}

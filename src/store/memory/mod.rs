@@ -274,6 +274,11 @@ impl SessionStore for MemoryStore {
         StoreFuture::ready(self.inner.delete_expired(now))
     }
 
+    /// Always ready: the sessions are in this process.
+    fn ping(&self) -> StoreFuture<'_, Result<(), StoreError>> {
+        StoreFuture::ready(Ok(()))
+    }
+
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }

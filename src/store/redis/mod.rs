@@ -551,6 +551,17 @@ impl SessionStore for RedisStore {
         })
     }
 
+    /// A `PING`, within the operation timeout.
+    fn ping(&self) -> StoreFuture<'_, Result<(), StoreError>> {
+        StoreFuture::boxed(self.bounded("ping", async move {
+            let _: String = redis::cmd("PING")
+                .query_async(&mut self.conn())
+                .await
+                .map_err(failed("ping"))?;
+            Ok(())
+        }))
+    }
+
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }

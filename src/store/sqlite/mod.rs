@@ -574,6 +574,14 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    /// A `SELECT 1` on a pooled connection, within the operation timeout.
+    fn ping(&self) -> StoreFuture<'_, Result<(), StoreError>> {
+        StoreFuture::boxed(within(self.shared.operation_timeout, "ping", async move {
+            let ping = sqlx::query("SELECT 1").execute(&self.pool).await;
+            ping.map(drop).map_err(|error| sqlx_failure("ping", error))
+        }))
+    }
+
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }
