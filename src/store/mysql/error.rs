@@ -6,7 +6,8 @@
 //!   connection is gone or the server is shutting down (SQLSTATE class `08`, error 1053
 //!   `ER_SERVER_SHUTDOWN`, 1927 `ER_CONNECTION_KILLED`, 1040 `ER_CON_COUNT_ERROR`), and a
 //!   transaction the server gave up on under contention (1213 `ER_LOCK_DEADLOCK`, 1205
-//!   `ER_LOCK_WAIT_TIMEOUT`; the store does not retry them, its caller may):
+//!   `ER_LOCK_WAIT_TIMEOUT`; a rotation or revocation retries its transaction once first,
+//!   see [`is_deadlock`]):
 //!   [`StoreError::Unavailable`], with the [`sqlx::Error`] as the source;
 //! - a column that does not decode ([`ColumnDecode`](sqlx::Error::ColumnDecode),
 //!   [`Decode`](sqlx::Error::Decode)): [`StoreError::Corrupt`], naming the column;
@@ -72,6 +73,21 @@ pub(super) fn reply_failure(operation: &'static str, error: sqlx::Error) -> Stor
         }
         error => sqlx_failure(operation, error),
     }
+}
+
+/// Whether `error` is a transaction the server rolled back under contention (a deadlock or
+/// a lock wait timeout). The transaction changed nothing, so running it again is safe:
+/// rotations and revocations do so once, since the two can deadlock each other on the user
+/// index.
+pub(super) fn is_deadlock(error: &StoreError) -> bool {
+    let StoreError::Unavailable(source) = error else {
+        return false;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(|error| error.try_downcast_ref::<MySqlDatabaseError>())
+        .is_some_and(|error| matches!(error.number(), 1213 | 1205))
 }
 
 /// Whether `error` is a primary key that is taken (1062 `ER_DUP_ENTRY`).

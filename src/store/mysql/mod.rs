@@ -26,7 +26,7 @@ mod sql;
 mod user_index;
 
 pub use self::builder::MySqlStoreBuilder;
-use self::error::{is_unique_violation, sqlx_failure};
+use self::error::{is_deadlock, is_unique_violation, sqlx_failure};
 use self::row::{
     RECORD_FORMAT, column, decode_record, is_known_format, push, push_record, to_millis, to_version,
 };
@@ -88,10 +88,11 @@ const DEFAULT_DELETE_BATCH_SIZE: u32 = 1_000;
 /// - [`Unavailable`](StoreError::Unavailable): the server cannot be reached, the connection
 ///   was refused, reset, killed or closed, TLS failed, the pool is closed or timed out
 ///   waiting for a connection, the server is shutting down or has too many connections, or
-///   it gave up on the operation's transaction under contention (a deadlock, 1213, or a lock
-///   wait timeout, 1205: the store does not retry these, so that an operation never runs
-///   twice behind the caller's back; retrying the request is safe); the source is the
-///   [`sqlx::Error`];
+///   it gave up on the operation's transaction under contention twice in a row (a deadlock,
+///   1213, or a lock wait timeout, 1205: a rotation and a revocation of the same user can
+///   deadlock each other on the user index, so each retries its transaction once, which the
+///   server rolled back entirely; other operations are single statements on one row and
+///   are not retried); the source is the [`sqlx::Error`];
 /// - [`Timeout`](StoreError::Timeout): the operation did not finish within the
 ///   [operation timeout](MySqlStoreBuilder::operation_timeout);
 /// - [`Corrupt`](StoreError::Corrupt): a row does not decode (a column of the wrong type, a
@@ -530,7 +531,14 @@ impl SessionStore for MySqlStore {
                         Some(_) => RotateOutcome::Collision,
                     });
                 }
-                if let Some(outcome) = self.move_and_mark(old, new, record, expected, now).await? {
+                let decided = match self.move_and_mark(old, new, record, expected, now).await {
+                    // Rolled back by the server (a concurrent revocation); once more.
+                    Err(error) if is_deadlock(&error) => {
+                        self.move_and_mark(old, new, record, expected, now).await?
+                    }
+                    decided => decided?,
+                };
+                if let Some(outcome) = decided {
                     return Ok(outcome);
                 }
                 let current = self.live_version(old, now_millis, "rotate").await?;
