@@ -78,6 +78,7 @@
 //! - `redis`: `RedisStore` on the `redis` crate's connection manager.
 //! - `postgres`: `PostgresStore` on `sqlx`.
 //! - `sqlite`: `SqliteStore` on `sqlx`, a file or in-memory database for one server.
+//! - `mysql`: `MySqlStore` on `sqlx`, for MySQL 8 or MariaDB 10.11 and later.
 //! - `axum`: `Session` and `Option<Session>` extractors.
 //! - `test-util`: the public store conformance suite, `sessionware::store::conformance`.
 // The library forbids unsafe code outright; `Cargo.toml` only denies it, so that the
@@ -128,6 +129,8 @@ pub use store::{
 };
 #[cfg(feature = "memory-store")]
 pub use store::{MemoryStore, MemoryStoreBuilder, Sweeper};
+#[cfg(feature = "mysql")]
+pub use store::{MySqlStore, MySqlStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]

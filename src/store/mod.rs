@@ -1,6 +1,11 @@
 //! The [`SessionStore`] trait, the records it keeps, and the stores that ship with the crate.
 
-#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql"
+))]
 use std::future::Future;
 use std::time::SystemTime;
 
@@ -15,6 +20,8 @@ mod error;
 mod future;
 #[cfg(feature = "memory-store")]
 pub(crate) mod memory;
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -27,6 +34,8 @@ pub use error::StoreError;
 pub use future::StoreFuture;
 #[cfg(feature = "memory-store")]
 pub use memory::{MemoryStore, MemoryStoreBuilder, Sweeper};
+#[cfg(feature = "mysql")]
+pub use mysql::{MySqlStore, MySqlStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
@@ -35,14 +44,24 @@ pub use redis::{RedisStore, RedisStoreBuilder};
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// The default bound on each operation of a remote store, connecting included.
-#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql"
+))]
 pub(crate) const DEFAULT_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs a store operation, giving up with [`StoreError::Timeout`] after `timeout`.
 /// Dropping the operation's future abandons it: a script or statement the server already
 /// received may still complete there, which every operation tolerates (each is atomic, and
 /// a retry after a timeout reads the outcome afresh).
-#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql"
+))]
 pub(crate) async fn within<T>(
     timeout: std::time::Duration,
     operation: &'static str,

@@ -1,7 +1,7 @@
 //! The edges found by probing the crate from outside (S35..S44), each checked on every store
 //! this environment provides: the memory store on its immediate path and through the async
-//! path, and Redis and PostgreSQL when `REDIS_URL` and `DATABASE_URL` are set (each says why
-//! it is skipped when its variable is unset).
+//! path, and Redis, PostgreSQL and MySQL when `REDIS_URL`, `DATABASE_URL` and `MYSQL_URL`
+//! are set (each says why it is skipped when its variable is unset).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,12 @@ enum Shared {
         pool: sqlx::PgPool,
         schema: String,
     },
+    #[cfg(feature = "mysql")]
+    MySql {
+        url: String,
+        pool: sqlx::MySqlPool,
+        table: String,
+    },
 }
 
 impl Backend {
@@ -50,17 +56,29 @@ impl Backend {
             Shared::Postgres { url, schema, .. } => {
                 Some(erased(postgres_store(&postgres_pool(url).await, schema)))
             }
+            #[cfg(feature = "mysql")]
+            Shared::MySql { url, table, .. } => {
+                Some(erased(mysql_store(&mysql_pool(url).await, table)))
+            }
         }
     }
 
     async fn clean_up(self) {
         #[cfg(feature = "postgres")]
-        if let Shared::Postgres { pool, schema, .. } = self.shared {
+        if let Shared::Postgres { pool, schema, .. } = &self.shared {
             let statement = format!("DROP SCHEMA \"{schema}\" CASCADE");
             sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&pool)
+                .execute(pool)
                 .await
                 .expect("drop schema");
+        }
+        #[cfg(feature = "mysql")]
+        if let Shared::MySql { pool, table, .. } = &self.shared {
+            let statement = format!("DROP TABLE `{table}`");
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(pool)
+                .await
+                .expect("drop table");
         }
     }
 }
@@ -89,6 +107,24 @@ async fn postgres_pool(url: &str) -> sqlx::PgPool {
 fn postgres_store(pool: &sqlx::PgPool, schema: &str) -> sessionware::PostgresStore {
     sessionware::PostgresStore::builder(pool.clone())
         .schema(schema)
+        .build()
+        .expect("valid configuration")
+}
+
+#[cfg(feature = "mysql")]
+async fn mysql_pool(url: &str) -> sqlx::MySqlPool {
+    sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .expect("MYSQL_URL is set but the server is unreachable")
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_store(pool: &sqlx::MySqlPool, table: &str) -> sessionware::MySqlStore {
+    sessionware::MySqlStore::builder(pool.clone())
+        .table(table)
         .build()
         .expect("valid configuration")
 }
@@ -134,6 +170,21 @@ async fn backends() -> Vec<Backend> {
             });
         }
         Err(_) => eprintln!("skipping the PostgreSQL store: DATABASE_URL is not set"),
+    }
+    #[cfg(feature = "mysql")]
+    match std::env::var("MYSQL_URL") {
+        Ok(url) => {
+            let pool = mysql_pool(&url).await;
+            let table = format!("sw_edges_{}", &fresh_key().to_hex()[..12]);
+            let store = mysql_store(&pool, &table);
+            store.migrate().await.expect("migrate");
+            backends.push(Backend {
+                name: "mysql",
+                store: erased(store),
+                shared: Shared::MySql { url, pool, table },
+            });
+        }
+        Err(_) => eprintln!("skipping the MySQL store: MYSQL_URL is not set"),
     }
     backends
 }

@@ -15,6 +15,7 @@ mod lifecycle;
 mod memory_store;
 mod model;
 mod multi_instance;
+mod mysql_store;
 mod postgres_store;
 mod redis_store;
 mod security;

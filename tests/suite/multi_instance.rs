@@ -1,6 +1,6 @@
-//! Two app instances (two independent layers and store clients) over one Redis or
-//! PostgreSQL server, as behind a load balancer. Reads `REDIS_URL` and `DATABASE_URL`; each
-//! store's tests print why and pass when its variable is unset.
+//! Two app instances (two independent layers and store clients) over one Redis, PostgreSQL
+//! or MySQL server, as behind a load balancer. Reads `REDIS_URL`, `DATABASE_URL` and
+//! `MYSQL_URL`; each store's tests print why and pass when its variable is unset.
 #![cfg(all(feature = "redis", feature = "postgres"))]
 
 use std::sync::Arc;
@@ -212,6 +212,37 @@ async fn postgres_two_instances_share_sessions() {
     let (a, b) = (open().await, open().await);
     two_instances_share_sessions(a.clone(), b).await;
     let drop_table = format!("DROP TABLE \"public\".\"{table}\"");
+    sqlx::query(sqlx::AssertSqlSafe(drop_table))
+        .execute(a.pool())
+        .await
+        .unwrap();
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_two_instances_share_sessions() {
+    let Ok(url) = std::env::var("MYSQL_URL") else {
+        eprintln!("skipping: MYSQL_URL is not set");
+        return;
+    };
+    let table = format!("sw_multi_{}", &fresh_key().to_hex()[..12]);
+    let open = || async {
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await
+            .expect("MYSQL_URL is set but the server is unreachable");
+        let store = sessionware::MySqlStore::builder(pool)
+            .table(table.clone())
+            .build()
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+    };
+    let (a, b) = (open().await, open().await);
+    two_instances_share_sessions(a.clone(), b).await;
+    let drop_table = format!("DROP TABLE `{table}`");
     sqlx::query(sqlx::AssertSqlSafe(drop_table))
         .execute(a.pool())
         .await

@@ -1,0 +1,3 @@
+INSERT INTO {table}
+(`key`, version, user_id, created_at, last_active, expires_at, expiry, data, label, format)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

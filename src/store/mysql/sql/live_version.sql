@@ -1,0 +1,1 @@
+SELECT version FROM {table} WHERE `key` = ? AND expires_at > ?

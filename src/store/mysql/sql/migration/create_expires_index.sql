@@ -1,0 +1,1 @@
+CREATE INDEX {expires_index} ON {table} (expires_at)

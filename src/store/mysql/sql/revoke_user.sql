@@ -1,0 +1,1 @@
+DELETE FROM {table} WHERE user_id = ? AND NOT (`key` <=> ?)
