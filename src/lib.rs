@@ -1,9 +1,9 @@
 //! Secure, fast, framework-agnostic HTTP sessions for the `tower` ecosystem.
 //!
 //! One [`SessionLayer`] creates, signs, validates, expires, rotates and invalidates session
-//! IDs against a pluggable [`SessionStore`]: [`MemoryStore`] in one process, `RedisStore` or
-//! `PostgresStore` for a fleet, `SqliteStore` for one server with sessions that survive a
-//! restart. It works with any service built on `http` 1.x: axum, hyper with tower, tonic's
+//! IDs against a pluggable [`SessionStore`]: [`MemoryStore`] in one process, `RedisStore`,
+//! `PostgresStore` or `MySqlStore` for a fleet, `SqliteStore` for one server with sessions
+//! that survive a restart. It works with any service built on `http` 1.x: axum, hyper with tower, tonic's
 //! HTTP stack.
 //!
 //! ```
