@@ -26,7 +26,7 @@ const MAX_REPLY_CHARS: usize = 200;
 
 /// The columns of the sessions table, to name the field of a [`StoreError::Corrupt`] with a
 /// `&'static str`.
-const COLUMNS: [&str; 8] = [
+const COLUMNS: [&str; 10] = [
     "key",
     "version",
     "user_id",
@@ -35,6 +35,8 @@ const COLUMNS: [&str; 8] = [
     "expires_at",
     "expiry",
     "data",
+    "label",
+    "format",
 ];
 
 /// The [`StoreError`] for `error`, raised by `operation`.
@@ -107,6 +109,20 @@ fn column_name(index: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_column_of_the_table_is_named_in_a_corrupt_error() {
+        for column in ["label", "format", "expires_at"] {
+            let decode = sqlx::Error::ColumnDecode {
+                index: format!("\"{column}\""),
+                source: "bad".into(),
+            };
+            assert!(
+                matches!(sqlx_failure("load", decode), StoreError::Corrupt { field, .. } if field == column),
+                "{column}"
+            );
+        }
+    }
 
     #[test]
     fn failures_map_to_what_a_caller_can_act_on() {
