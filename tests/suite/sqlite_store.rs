@@ -38,8 +38,11 @@ impl Drop for TempDir {
 }
 
 /// A migrated store on the file `sessions.db` in `dir`, opened as `SqliteStore::connect`
-/// opens it but allowed 30 seconds to connect: opening a file (and its fsyncs) can take
-/// longer than `connect`'s 2 seconds on a machine busy with the rest of the suite.
+/// opens it but allowed 30 seconds to connect and for each operation: opening a file (and
+/// its fsyncs) can take longer than `connect`'s 2 seconds on a machine busy with the rest of
+/// the suite, and 500 writers queued for the store's one writer turn wait longer than the
+/// default operation timeout there (the timeout counts the wait; what these tests check is
+/// that no writer sees `SQLITE_BUSY`).
 /// `connect` itself is tested by `connect_creates_a_file_in_wal_mode_that_survives_reopening`.
 async fn file_store(dir: &TempDir) -> SqliteStore {
     let options = SqliteConnectOptions::from_str(&dir.url("sessions.db"))
@@ -53,7 +56,10 @@ async fn file_store(dir: &TempDir) -> SqliteStore {
         .connect_with(options)
         .await
         .expect("connect to a file database");
-    let store = SqliteStore::new(pool);
+    let store = SqliteStore::builder(pool)
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+        .expect("valid configuration");
     store.migrate().await.expect("migrate failed");
     store
 }
