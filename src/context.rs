@@ -38,6 +38,13 @@ pub(crate) struct Context {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hooks: ErrorHooks,
     pub(crate) events: Arc<Counters>,
+    /// Sessions live in sealed cookies, not in `store` (which is then
+    /// [`Inert`](crate::sealed::Inert)).
+    #[cfg(feature = "cookie-store")]
+    pub(crate) sealed: bool,
+    /// Session values are sealed before they reach the store.
+    #[cfg(feature = "encryption")]
+    pub(crate) encrypt_data: bool,
 }
 
 impl Context {
@@ -59,6 +66,10 @@ impl Context {
             clock: Arc::new(SystemClock),
             hooks: ErrorHooks::default(),
             events: Arc::new(Counters::default()),
+            #[cfg(feature = "cookie-store")]
+            sealed: false,
+            #[cfg(feature = "encryption")]
+            encrypt_data: false,
         }
     }
 
@@ -78,6 +89,17 @@ impl Context {
         UNIX_EPOCH
             + Duration::from_secs(since.as_secs())
             + Duration::from_millis(u64::from(since.subsec_millis()))
+    }
+
+    /// Whether session values are sealed before they reach the store: asked for, and there
+    /// is a store (a sealed cookie seals the whole session anyway).
+    #[cfg(feature = "encryption")]
+    pub(crate) fn encrypts_at_rest(&self) -> bool {
+        #[cfg(feature = "cookie-store")]
+        if self.sealed {
+            return false;
+        }
+        self.encrypt_data
     }
 
     /// The session cookie's `Set-Cookie` values.

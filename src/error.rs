@@ -44,6 +44,17 @@ pub enum SessionError {
         /// The configured limit, in bytes.
         limit: usize,
     },
+    /// With sealed cookie sessions (`SessionLayer::sealed_cookies`, feature `cookie-store`):
+    /// the session, sealed, would make its cookie longer than browsers keep; nothing was
+    /// saved or sent.
+    ///
+    /// Likely cause: more values than a cookie holds. Keep sessions of this size in a store.
+    CookieTooLarge {
+        /// The length the cookie would have had (name, `=` and value), in bytes.
+        len: usize,
+        /// The most a cookie may have: 4096 bytes.
+        limit: usize,
+    },
     /// Drawing a fresh session ID kept colliding with existing records. With 256-bit random
     /// IDs this means the store is misbehaving (for example, it reports every create as a
     /// collision).
@@ -80,6 +91,11 @@ impl fmt::Display for SessionError {
                 f,
                 "session data would take {len} bytes, over the limit of {limit}; store large \
                  data elsewhere or raise `SessionLayer::max_data_len`"
+            ),
+            Self::CookieTooLarge { len, limit } => write!(
+                f,
+                "the sealed session cookie would take {len} bytes, over the {limit} browsers \
+                 keep; store fewer values or keep sessions in a store"
             ),
             Self::IdCollision => f.write_str("could not draw a session ID that is not in use"),
         }

@@ -11,6 +11,8 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::config::ConfigError;
+#[cfg(any(feature = "cookie-store", feature = "encryption"))]
+use crate::crypto::{Purpose, SealKey};
 use crate::id::{ID_LEN, SessionId, decode_32};
 
 /// The shortest secret a [`Key`] accepts, in bytes.
@@ -50,6 +52,11 @@ fn key_material_is_wiped_on_drop() {
 /// secret, and each copy of it made to sign or verify a value) is zeroized when dropped.
 /// Keep it out of source control: load it with [`Key::from_env`] or [`Key::from_base64`].
 ///
+/// With the `cookie-store` or `encryption` feature, the key also derives (with HKDF-SHA256,
+/// one label per purpose) the XChaCha20-Poly1305 keys that seal cookie sessions and session
+/// values at rest: one secret to keep and rotate, and no derived key opens what another
+/// sealed or signs what the HMAC signs.
+///
 /// To rotate, make the new key current and pass the old one to
 /// [`SessionLayer::previous_keys`](crate::SessionLayer::previous_keys): cookies signed with it
 /// keep working and are re-issued under the new key.
@@ -58,6 +65,12 @@ pub struct Key {
     /// HMAC state keyed with the secret and already fed the purpose label, so signing a
     /// value costs one clone and two SHA-256 compressions.
     session_mac: HmacSha256,
+    /// Seals whole sessions into cookies.
+    #[cfg(feature = "cookie-store")]
+    cookie_seal: SealKey,
+    /// Seals session values before they reach a store.
+    #[cfg(feature = "encryption")]
+    data_seal: SealKey,
 }
 
 impl Key {
@@ -70,7 +83,13 @@ impl Key {
         let mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
         let mut session_mac = mac;
         session_mac.update(SESSION_PURPOSE);
-        Ok(Self { session_mac })
+        Ok(Self {
+            session_mac,
+            #[cfg(feature = "cookie-store")]
+            cookie_seal: SealKey::derive(secret, Purpose::Cookie),
+            #[cfg(feature = "encryption")]
+            data_seal: SealKey::derive(secret, Purpose::Data),
+        })
     }
 
     /// Decodes a base64 secret (standard or URL-safe alphabet, padding optional).
@@ -190,6 +209,17 @@ impl Key {
         mac.update(id);
         mac.finalize().into_bytes().into()
     }
+
+    /// The sealing key this key derives for `purpose`.
+    #[cfg(any(feature = "cookie-store", feature = "encryption"))]
+    fn seal_key(&self, purpose: Purpose) -> &SealKey {
+        match purpose {
+            #[cfg(feature = "cookie-store")]
+            Purpose::Cookie => &self.cookie_seal,
+            #[cfg(feature = "encryption")]
+            Purpose::Data => &self.data_seal,
+        }
+    }
 }
 
 impl fmt::Debug for Key {
@@ -261,6 +291,30 @@ impl Keyring {
             }
         }
         None
+    }
+
+    /// `plaintext` sealed for `purpose` under the current key.
+    #[cfg(any(feature = "cookie-store", feature = "encryption"))]
+    pub(crate) fn seal(&self, purpose: Purpose, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.current.seal_key(purpose).seal(plaintext, aad)
+    }
+
+    /// The plaintext of a value sealed for `purpose` under the current key or a previous
+    /// one, and which one it was.
+    #[cfg(any(feature = "cookie-store", feature = "encryption"))]
+    pub(crate) fn open(
+        &self,
+        purpose: Purpose,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Option<(Vec<u8>, SignedWith)> {
+        if let Some(plaintext) = self.current.seal_key(purpose).open(sealed, aad) {
+            return Some((plaintext, SignedWith::Current));
+        }
+        self.previous.iter().find_map(|key| {
+            let plaintext = key.seal_key(purpose).open(sealed, aad)?;
+            Some((plaintext, SignedWith::Previous))
+        })
     }
 }
 

@@ -68,6 +68,36 @@ impl<S: SessionStore> SessionLayer<S> {
     }
 }
 
+#[cfg(feature = "cookie-store")]
+impl SessionLayer<crate::SealedCookies> {
+    /// A layer that keeps each session in its client's cookie, sealed with
+    /// XChaCha20-Poly1305 under a key derived from `key`, instead of in a store.
+    ///
+    /// Read [`SealedCookies`](crate::SealedCookies) first: a sealed cookie session cannot be
+    /// revoked by the server, and a copy of the cookie replays until its deadline.
+    ///
+    /// Everything else works as with a store: the same handle and builder methods, idle and
+    /// absolute timeouts (kept inside the sealed value and enforced by the layer), a new ID
+    /// at login, [previous keys](Self::previous_keys), and laziness: a request whose handler
+    /// does not use the session opens nothing, and a response carries the cookie only when
+    /// the session changed or its deadline moved.
+    ///
+    /// ```
+    /// use sessionware::{Key, SessionLayer};
+    ///
+    /// let layer = SessionLayer::sealed_cookies(Key::generate());
+    /// layer.validate().expect("consistent configuration");
+    /// ```
+    pub fn sealed_cookies(key: Key) -> Self {
+        let mut context = Context::new(Arc::new(crate::sealed::Inert), key);
+        context.sealed = true;
+        Self {
+            store: Arc::new(crate::SealedCookies::new()),
+            context: Arc::new(context),
+        }
+    }
+}
+
 impl<S: ?Sized> SessionLayer<S> {
     fn settings_mut(&mut self) -> &mut Context {
         let context = Arc::make_mut(&mut self.context);
@@ -214,6 +244,34 @@ impl<S: ?Sized> SessionLayer<S> {
     /// [`Session::update`]: crate::Session::update
     pub fn max_data_len(mut self, bytes: usize) -> Self {
         self.settings_mut().max_data_len = bytes;
+        self
+    }
+
+    /// Seals every session's values with XChaCha20-Poly1305 before they reach the store, so
+    /// that a dump or a backup of the store exposes neither the session IDs (it never holds
+    /// them) nor the values (CSRF secrets, carts, anything the application keeps there).
+    /// Default: off. Feature `encryption`.
+    ///
+    /// The key is derived from the layer's [`Key`] for this purpose only (HKDF-SHA256);
+    /// [previous keys](Self::previous_keys) still open what they sealed, and the next write
+    /// of a session seals it under the current key. Each sealed value is bound to the store
+    /// key of its session, so values copied from one record to another, or altered in the
+    /// store, do not open. A session whose values do not open is no session: its client
+    /// gets an anonymous one.
+    ///
+    /// What stays readable in the store is what the store needs: the version, the
+    /// deadlines, the logged-in user (for the per-user index) and the device label.
+    ///
+    /// Turn it on for every instance sharing a store at once: sessions written before it
+    /// was on (and any written by an instance without it) do not open, so their users start
+    /// anonymous again. It has no effect on a [sealed cookie](Self::sealed_cookies) layer,
+    /// whose sessions are sealed whole anyway.
+    ///
+    /// Sealing costs one XChaCha20-Poly1305 pass over the values per load and per write,
+    /// and 41 bytes per stored session (see `docs/performance.md` for the measured cost).
+    #[cfg(feature = "encryption")]
+    pub fn encrypt_data_at_rest(mut self) -> Self {
+        self.settings_mut().encrypt_data = true;
         self
     }
 

@@ -86,10 +86,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "encryption")]
+mod at_rest;
 mod config;
 mod contention;
 mod context;
 mod cookie;
+#[cfg(any(feature = "cookie-store", feature = "encryption"))]
+mod crypto;
 mod error;
 mod events;
 mod expiry;
@@ -103,6 +107,8 @@ mod id;
 mod json;
 mod key;
 mod layer;
+#[cfg(feature = "cookie-store")]
+mod sealed;
 mod service;
 mod session;
 pub mod store;
@@ -121,6 +127,8 @@ pub use future::ResponseFuture;
 pub use id::{InvalidHandle, SessionHandle, StoreKey};
 pub use key::{Key, MIN_KEY_LEN};
 pub use layer::SessionLayer;
+#[cfg(feature = "cookie-store")]
+pub use sealed::SealedCookies;
 pub use service::SessionService;
 pub use session::Session;
 pub use store::{

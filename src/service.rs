@@ -13,7 +13,9 @@ use crate::events::Event;
 use crate::future::ResponseFuture;
 use crate::id::SessionId;
 use crate::key::SignedWith;
-use crate::session::Session;
+#[cfg(feature = "cookie-store")]
+use crate::sealed::Candidates;
+use crate::session::{Incoming, Session};
 
 /// The most values under the session cookie's name that a request may carry, malformed ones
 /// included. Each costs an HMAC check per accepted key, so a client could otherwise make one
@@ -93,7 +95,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let incoming = self.verified_id(request.headers());
+        #[cfg(feature = "cookie-store")]
+        if self.context.sealed {
+            let incoming = Candidates::from_request(&self.context, request.headers());
+            let session = Session::new(Arc::clone(&self.context), incoming.map(Incoming::Sealed));
+            request.extensions_mut().insert(session.clone());
+            return ResponseFuture::new(self.inner.call(request), session);
+        }
+        let incoming = self
+            .verified_id(request.headers())
+            .map(|(id, signed_with)| Incoming::Signed { id, signed_with });
         let session = Session::new(Arc::clone(&self.context), incoming);
         request.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(request), session)

@@ -1,6 +1,6 @@
 //! The `memory_record` target: the memory store's entry codec.
 
-use crate::store::memory::codec::View;
+use crate::store::codec::View;
 
 /// Fuzz target `memory_record`: `data` is an entry of the memory store.
 ///

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::{COOKIE_NAME, FIXED_ID, cookie_fixture, keyring};
 use crate::id::SessionId;
 #[cfg(feature = "memory-store")]
-use crate::{Expiry, store::memory::codec::View};
+use crate::{Expiry, store::codec::View};
 
 /// The seed inputs of the committed corpus of `target`, as (file name, bytes); empty for an
 /// unknown target. `tests/suite/fuzz_corpus.rs` checks that they are committed under

@@ -1,18 +1,21 @@
 //! Loading the stored session and committing a request's changes to it by compare-and-swap.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use futures_util::lock::MutexGuard;
 use serde_json::Map;
 
-use super::Session;
 use super::record::{NewData, new_record};
 use super::state::{Absence, Base, Changes, Interruption, State};
+use super::{Incoming, Session};
 use crate::contention::{Pause, Retry};
 use crate::error::SessionError;
 use crate::events::Event;
-use crate::id::SessionId;
+use crate::id::{SessionId, StoreKey};
+#[cfg(feature = "cookie-store")]
+use crate::key::SignedWith;
 use crate::store::{CreateOutcome, LoadOutcome, Record, RotateOutcome, SaveOutcome};
 
 /// How many times a create or a rotation draws a new ID after a collision before giving up.
@@ -93,20 +96,33 @@ impl Session {
 
     /// Fetches the record named by the request's cookie.
     async fn load_incoming(&self, state: &mut State, now: SystemTime) -> Result<(), SessionError> {
-        let Some(incoming) = &self.inner.incoming else {
-            state.base = Base::Absent(Absence::Fresh);
-            return Ok(());
+        let (id, key, outcome) = match &self.inner.incoming {
+            None => {
+                state.base = Base::Absent(Absence::Fresh);
+                return Ok(());
+            }
+            Some(Incoming::Signed { id, .. }) => {
+                let key = id.store_key();
+                let outcome = self.inner.context.store.load(&key, now).await?;
+                (None, key, self.as_loaded(&key, outcome))
+            }
+            #[cfg(feature = "cookie-store")]
+            Some(Incoming::Sealed(candidates)) => {
+                let Some(opened) = candidates.open(&self.inner.context) else {
+                    // Nothing that opens: as for a forged signed cookie, no session and no
+                    // removal.
+                    state.base = Base::Absent(Absence::Fresh);
+                    return Ok(());
+                };
+                state.reseal_due = opened.sealed_with == SignedWith::Previous;
+                let key = opened.id.store_key();
+                (Some(opened.id), key, LoadOutcome::Found(opened.record))
+            }
         };
-        let key = incoming.id.store_key();
-        let outcome = self.inner.context.store.load(&key, now).await?;
         match self.classify(outcome, now) {
             Loaded::Live(record) => {
                 state.loaded_expiry = Some((record.expires_at, record.expiry));
-                state.base = Base::Stored {
-                    id: None,
-                    key,
-                    record,
-                };
+                state.base = Base::Stored { id, key, record };
                 state.rebase()
             }
             Loaded::Ended(event) => {
@@ -133,7 +149,7 @@ impl Session {
             return Ok(());
         };
         let outcome = self.inner.context.store.load(key, now).await?;
-        match self.classify(outcome, now) {
+        match self.classify(self.as_loaded(key, outcome), now) {
             Loaded::Live(fresh) => {
                 if let Base::Stored { record, .. } = &mut state.base {
                     *record = fresh;
@@ -190,6 +206,37 @@ impl Session {
         }
     }
 
+    /// `record` as the store is to keep it under `key`: with
+    /// [encryption at rest](crate::SessionLayer::encrypt_data_at_rest), its values sealed.
+    fn for_store<'r>(&self, key: &StoreKey, record: &'r Record) -> Cow<'r, Record> {
+        #[cfg(feature = "encryption")]
+        if self.inner.context.encrypts_at_rest() {
+            return Cow::Owned(crate::at_rest::seal(&self.inner.context, key, record));
+        }
+        let _ = key;
+        Cow::Borrowed(record)
+    }
+
+    /// What a load from the store means to the layer: with encryption at rest, a record
+    /// whose values do not open is no session (it cannot be told from one altered in the
+    /// store).
+    fn as_loaded(&self, key: &StoreKey, outcome: LoadOutcome) -> LoadOutcome {
+        #[cfg(feature = "encryption")]
+        if self.inner.context.encrypts_at_rest()
+            && let LoadOutcome::Found(mut record) = outcome
+        {
+            return match crate::at_rest::open(&self.inner.context, key, &record.data) {
+                Some(data) => {
+                    record.data = data;
+                    LoadOutcome::Found(record)
+                }
+                None => LoadOutcome::Missing,
+            };
+        }
+        let _ = key;
+        outcome
+    }
+
     /// Marks the session as deleted or moved by someone else: this request's changes are
     /// dropped, and for a deleted session its cookie will be removed.
     pub(super) fn interrupt(&self, state: &mut State, interruption: Interruption) {
@@ -240,6 +287,10 @@ impl Session {
     ) -> Result<Committed, SessionError> {
         self.ensure_loaded(state).await?;
         let context = &self.inner.context;
+        #[cfg(feature = "cookie-store")]
+        if context.sealed {
+            return self.commit_sealed(state, now, spliced);
+        }
         let Base::Stored { key, record, .. } = &state.base else {
             return self.commit_new(state, now).await;
         };
@@ -255,9 +306,10 @@ impl Session {
             for _ in 0..MAX_ID_DRAWS {
                 let id = SessionId::generate();
                 let key = id.store_key();
+                let stored = self.for_store(&key, &next);
                 match context
                     .store
-                    .rotate(&old_key, &key, &next, expected, now)
+                    .rotate(&old_key, &key, &stored, expected, now)
                     .await?
                 {
                     RotateOutcome::Rotated => {
@@ -273,7 +325,8 @@ impl Session {
             }
             return Err(SessionError::IdCollision);
         }
-        match context.store.save(&old_key, &next, expected, now).await? {
+        let stored = self.for_store(&old_key, &next);
+        match context.store.save(&old_key, &stored, expected, now).await? {
             SaveOutcome::Saved => {
                 if let Base::Stored { record, .. } = &mut state.base {
                     *record = next;
@@ -309,7 +362,8 @@ impl Session {
         for _ in 0..MAX_ID_DRAWS {
             let id = SessionId::generate();
             let key = id.store_key();
-            match context.store.create(&key, &record, now).await? {
+            let stored = self.for_store(&key, &record);
+            match context.store.create(&key, &stored, now).await? {
                 CreateOutcome::Created => {
                     state.issued_here = true;
                     state.carried = None;
@@ -321,5 +375,54 @@ impl Session {
             }
         }
         Err(SessionError::IdCollision)
+    }
+
+    /// Commits to a sealed cookie: the new record is sealed for the response at once (so that
+    /// one too large for a cookie fails here, before anything changes), under a fresh ID
+    /// when the session is new or an ID change is pending. There is no store to conflict
+    /// with: the commit always succeeds or fails outright.
+    #[cfg(feature = "cookie-store")]
+    fn commit_sealed(
+        &self,
+        state: &mut State,
+        now: SystemTime,
+        spliced: Option<Vec<u8>>,
+    ) -> Result<Committed, SessionError> {
+        let context = &self.inner.context;
+        let (base, current_id) = match &state.base {
+            Base::Stored { id, record, .. } => (Some(record), id.as_ref()),
+            Base::Unloaded | Base::Absent(_) => (None, None),
+        };
+        let data = match (spliced, &state.view) {
+            (Some(spliced), _) => NewData::Spliced(spliced),
+            (None, Some(view)) => NewData::Values(view),
+            (None, None) => NewData::Unchanged,
+        };
+        let next = new_record(context, base, data, &state.changes, now)?;
+        let no_values = state.view.as_ref().is_none_or(Map::is_empty);
+        if base.is_none() && no_values && next.user.is_none() && next.expiry.is_none() {
+            // Nothing worth a cookie: an anonymous session stays anonymous.
+            state.changes = Changes::default();
+            return Ok(Committed::Done);
+        }
+        match current_id {
+            Some(id) if !state.changes.rotate => {
+                let sealed = crate::sealed::seal(context, id, &next)?;
+                state.sealed_out = Some(sealed);
+                if let Base::Stored { record, .. } = &mut state.base {
+                    *record = next;
+                }
+                state.changes = Changes::default();
+            }
+            _ => {
+                let id = SessionId::generate();
+                state.sealed_out = Some(crate::sealed::seal(context, &id, &next)?);
+                state.issued_here = true;
+                let key = id.store_key();
+                state.adopt(id, key, next);
+            }
+        }
+        state.reseal_due = false;
+        Ok(Committed::Done)
     }
 }

@@ -72,7 +72,7 @@ pub struct Session {
 /// What every clone of one request's handle shares.
 struct Inner {
     context: Arc<Context>,
-    /// The verified ID from the request's cookie; fixed for the request.
+    /// The request's session cookie; fixed for the request.
     incoming: Option<Incoming>,
     /// Set by the first method call: a response whose session was never touched is finished
     /// without taking the lock.
@@ -80,14 +80,31 @@ struct Inner {
     state: Mutex<State>,
 }
 
-/// A session ID taken from a verified cookie.
-pub(super) struct Incoming {
-    pub(super) id: SessionId,
-    pub(super) signed_with: SignedWith,
+/// The session cookie a request carried.
+pub(crate) enum Incoming {
+    /// A session ID taken from a verified cookie.
+    Signed {
+        id: SessionId,
+        signed_with: SignedWith,
+    },
+    /// Sealed cookie values, opened when the handler first uses the session.
+    #[cfg(feature = "cookie-store")]
+    Sealed(crate::sealed::Candidates),
+}
+
+impl Incoming {
+    /// The verified ID of a signed cookie (a sealed one's is known once it is opened).
+    pub(super) fn signed_id(&self) -> Option<&SessionId> {
+        match self {
+            Self::Signed { id, .. } => Some(id),
+            #[cfg(feature = "cookie-store")]
+            Self::Sealed(_) => None,
+        }
+    }
 }
 
 impl Session {
-    pub(crate) fn new(context: Arc<Context>, incoming: Option<(SessionId, SignedWith)>) -> Self {
+    pub(crate) fn new(context: Arc<Context>, incoming: Option<Incoming>) -> Self {
         let base = if incoming.is_some() {
             Base::Unloaded
         } else {
@@ -96,7 +113,7 @@ impl Session {
         Self {
             inner: Arc::new(Inner {
                 context,
-                incoming: incoming.map(|(id, signed_with)| Incoming { id, signed_with }),
+                incoming,
                 touched: AtomicBool::new(false),
                 state: Mutex::new(State::new(base)),
             }),
@@ -203,7 +220,10 @@ impl Session {
             // planted before the login (session fixation).
             let committed = match self.commit_now(&mut state, now, spliced).await {
                 Ok(committed) => committed,
-                Err(error @ SessionError::DataTooLarge { .. }) => {
+                Err(
+                    error @ (SessionError::DataTooLarge { .. }
+                    | SessionError::CookieTooLarge { .. }),
+                ) => {
                     // Refused outright: the value is not left pending for the response.
                     state.rebase()?;
                     return Err(error);

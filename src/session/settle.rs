@@ -69,7 +69,7 @@ impl Session {
             Base::Absent(_) if state.changes.any() => return None,
             Base::Absent(_) => {}
             Base::Stored { record, .. } => {
-                if state.changes.any() || self.touch_due(record, now) {
+                if state.changes.any() || self.touch_due(record, now) || reseal_due(&state) {
                     return None;
                 }
             }
@@ -80,7 +80,7 @@ impl Session {
     fn signed_with_previous_key(&self) -> bool {
         matches!(
             self.inner.incoming,
-            Some(Incoming {
+            Some(Incoming::Signed {
                 signed_with: SignedWith::Previous,
                 ..
             })
@@ -94,6 +94,14 @@ impl Session {
         let mut state = self.inner.state.lock().await;
         let now = state.refresh_now(context);
         if fate == Fate::Discard {
+            #[cfg(feature = "cookie-store")]
+            if context.sealed {
+                // Nothing was stored: the client's cookie, if any, is still its session.
+                return Ok(Settled {
+                    set_cookie: None,
+                    vary: state.accessed,
+                });
+            }
             if state.issued_here {
                 if let Base::Stored { key, .. } = &state.base {
                     context.store.delete(key, now).await?;
@@ -127,6 +135,7 @@ impl Session {
                 }
             }
         }
+        let mut touched = false;
         if let Base::Stored { key, record, .. } = &mut state.base
             && self.touch_due(record, now)
         {
@@ -144,6 +153,7 @@ impl Session {
                 TouchOutcome::Touched => {
                     record.last_active = now;
                     record.expires_at = expires_at;
+                    touched = true;
                 }
                 // Another request saved the session since this one loaded it, and set its
                 // deadline then: this request's stale view must not move it.
@@ -151,7 +161,29 @@ impl Session {
                 TouchOutcome::Missing => self.interrupt(&mut state, Interruption::Deleted),
             }
         }
+        #[cfg(feature = "cookie-store")]
+        if context.sealed && (touched || state.reseal_due) {
+            self.reseal(&mut state)?;
+        }
+        let _ = touched;
         Ok(self.headers_for(&state, || now, fate))
+    }
+
+    /// Seals the stored record again for the response (its deadline moved, or a previous key
+    /// sealed it).
+    #[cfg(feature = "cookie-store")]
+    fn reseal(&self, state: &mut State) -> Result<(), SessionError> {
+        if let Base::Stored {
+            id: Some(id),
+            record,
+            ..
+        } = &state.base
+        {
+            let sealed = crate::sealed::seal(&self.inner.context, id, record)?;
+            state.sealed_out = Some(sealed);
+        }
+        state.reseal_due = false;
+        Ok(())
     }
 
     fn touch_due(&self, record: &Record, now: SystemTime) -> bool {
@@ -181,8 +213,19 @@ impl Session {
             // Moved: the rotating response sets the new cookie.
             Base::Absent(_) | Base::Unloaded => nothing,
             Base::Stored { .. } if fate == Fate::Discard => nothing,
+            #[cfg(feature = "cookie-store")]
+            Base::Stored { record, .. } if context.sealed => match &state.sealed_out {
+                Some(sealed) => {
+                    let max_age = Lifetime::max_age(record.expiry, record.expires_at, now());
+                    Settled {
+                        set_cookie: Some(context.cookie_template().render(sealed, max_age)),
+                        vary,
+                    }
+                }
+                None => nothing,
+            },
             Base::Stored { id, record, .. } => {
-                let incoming_id = incoming.as_ref().map(|incoming| &incoming.id);
+                let incoming_id = incoming.as_ref().and_then(Incoming::signed_id);
                 let Some(id) = id.as_ref().or(incoming_id) else {
                     // Not reached: only the incoming session is stored without its ID.
                     return nothing;
@@ -206,5 +249,16 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+/// Whether a sealed cookie must be sealed again although nothing changed it.
+fn reseal_due(state: &State) -> bool {
+    #[cfg(feature = "cookie-store")]
+    return state.reseal_due;
+    #[cfg(not(feature = "cookie-store"))]
+    {
+        let _ = state;
+        false
     }
 }

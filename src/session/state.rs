@@ -98,6 +98,14 @@ pub(super) struct State {
     /// the login commits a fresh record built on it (see `Session::moved_away`).
     // Boxed: rarely set, and every request's state would otherwise carry a record's bytes.
     pub(super) carried: Option<Box<Record>>,
+    /// With sealed cookies: the cookie value that carries the record as it now is, once a
+    /// commit changed it or it was re-sealed.
+    #[cfg(feature = "cookie-store")]
+    pub(super) sealed_out: Option<String>,
+    /// With sealed cookies: the record must be sealed again for the response although
+    /// nothing changed it (a previous key sealed it, or its deadline moved).
+    #[cfg(feature = "cookie-store")]
+    pub(super) reseal_due: bool,
 }
 
 /// Why a request has no stored session.
@@ -138,6 +146,10 @@ impl State {
             issued_here: false,
             now: None,
             carried: None,
+            #[cfg(feature = "cookie-store")]
+            sealed_out: None,
+            #[cfg(feature = "cookie-store")]
+            reseal_due: false,
         }
     }
 

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::expiry::Expiry;
 use crate::id::{SessionHandle, StoreKey};
 
+#[cfg(any(feature = "memory-store", feature = "cookie-store"))]
+pub(crate) mod codec;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod error;

@@ -8,7 +8,7 @@ use crate::id::StoreKey;
 use crate::store::StoreError;
 
 use super::Inner;
-use super::codec::View;
+use crate::store::codec::View;
 
 /// `create` on a full store purges expired entries at most this often (in the caller's time),
 /// so that an attacker who keeps the store full cannot make every `create` scan the map.

@@ -8,7 +8,7 @@ use crate::store::SessionInfo;
 use crate::store::StoreError;
 
 use super::Inner;
-use super::codec::View;
+use crate::store::codec::View;
 
 /// `revoke_user` re-reads the index when a session it meant to delete moved (a rotation in
 /// flight); this bounds the number of passes under a storm of concurrent rotations.

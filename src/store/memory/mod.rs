@@ -16,17 +16,16 @@ use crate::store::{
     StoreError, StoreFuture, TouchOutcome, UserIndex,
 };
 
-pub(crate) mod codec;
 mod eviction;
 mod hasher;
 mod index;
 mod rotation;
 mod sweeper;
 
-use self::codec::View;
 use self::eviction::Eviction;
 use self::hasher::KeyHasherBuilder;
 pub use self::sweeper::Sweeper;
+use crate::store::codec::{self, View};
 
 /// The capacity of [`MemoryStore::new`] and [`MemoryStore::default`].
 const DEFAULT_CAPACITY: usize = 1_000_000;

@@ -10,7 +10,7 @@ use crate::store::StoreError;
 use crate::store::{Record, RotateOutcome};
 
 use super::Inner;
-use super::codec::View;
+use crate::store::codec::View;
 
 /// Why a rotation of `stored` from `expected_version` at `now` is refused, if it is.
 fn refusal(stored: &View<'_>, expected_version: u64, now: SystemTime) -> Option<RotateOutcome> {

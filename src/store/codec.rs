@@ -1,4 +1,5 @@
-//! The encoding of a [`Record`]: one allocation per session.
+//! The binary encoding of a [`Record`]: the memory store's entries (one allocation per
+//! session) and the plaintext of a sealed cookie session.
 //!
 //! Layout, every integer little-endian and of fixed width, so that a load reads its fields
 //! at known offsets (a varint layout is smaller per session, but its decoding was a large
@@ -22,8 +23,9 @@
 //! ([`to_unix_millis`], [`from_unix_millis`]), with its rules: whole milliseconds (the
 //! layer writes no others), nothing before 1970 ([`StoreError::TimeOutOfRange`], as in every
 //! store). An expiry override keeps its nanoseconds, as the other stores' JSON does, and is
-//! refused before 1970 alike. The store lives and dies with the process, so the layout needs
-//! no format version: no release ever reads another's encoding.
+//! refused before 1970 alike. The memory store lives and dies with the process, so the layout
+//! carries no format version; a sealed cookie, which outlives a release, has one in front of
+//! it.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,19 +47,19 @@ const NANOS_PER_SEC: u32 = 1_000_000_000;
 /// A record as stored, borrowing its user, label and data from the encoding.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'a> {
-    pub(super) version: u64,
-    pub(super) user: Option<&'a str>,
-    pub(super) created_at: SystemTime,
-    pub(super) last_active: SystemTime,
-    pub(super) expires_at: SystemTime,
-    pub(super) expiry: Option<Expiry>,
-    pub(super) label: Option<&'a str>,
-    pub(super) data: &'a [u8],
+    pub(crate) version: u64,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) created_at: SystemTime,
+    pub(crate) last_active: SystemTime,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) expiry: Option<Expiry>,
+    pub(crate) label: Option<&'a str>,
+    pub(crate) data: &'a [u8],
 }
 
 /// An entry that does not decode: a bug in this module, never a client's doing.
 #[derive(Debug)]
-pub(crate) struct CorruptRecord(pub(super) &'static str);
+pub(crate) struct CorruptRecord(pub(crate) &'static str);
 
 impl fmt::Display for CorruptRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,12 +102,14 @@ impl<'a> View<'a> {
         }
     }
 
-    pub(super) fn is_expired(&self, now: SystemTime) -> bool {
+    #[cfg_attr(not(feature = "memory-store"), allow(dead_code))]
+    pub(crate) fn is_expired(&self, now: SystemTime) -> bool {
         self.expires_at <= now
     }
 
+    #[cfg_attr(not(feature = "memory-store"), allow(dead_code))]
     /// The marker a rotation leaves under the old key (see `SessionStore::rotate`).
-    pub(super) fn marker(now: SystemTime) -> Self {
+    pub(crate) fn marker(now: SystemTime) -> Self {
         Self {
             version: ROTATION_MARKER_VERSION,
             user: None,
@@ -118,7 +122,8 @@ impl<'a> View<'a> {
         }
     }
 
-    pub(super) fn is_marker(&self) -> bool {
+    #[cfg_attr(not(feature = "memory-store"), allow(dead_code))]
+    pub(crate) fn is_marker(&self) -> bool {
         self.version == ROTATION_MARKER_VERSION
     }
 
