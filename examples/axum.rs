@@ -16,9 +16,12 @@
 //! | `SESSION_PREVIOUS_KEYS` | keys still accepted after a rotation, comma-separated, newest first | none |
 //! | `SESSION_IDLE_SECS` | idle timeout, in seconds | `300` |
 //! | `SESSION_ANONYMOUS_SECS` | lifetime of a session nobody logged in to, in seconds | `60` |
-//! | `SESSION_STORE` | `memory`, `redis` or `postgres` | `memory` |
+//! | `SESSION_STORE` | `memory`, `redis`, `postgres`, `mysql`, `sqlite` or `cookie` (no store: sealed cookies) | `memory` |
 //! | `REDIS_URL` | Redis server, for `SESSION_STORE=redis` (feature `redis`) | |
 //! | `DATABASE_URL` | PostgreSQL database, for `SESSION_STORE=postgres` (feature `postgres`) | |
+//! | `MYSQL_URL` | MySQL or MariaDB database, for `SESSION_STORE=mysql` (feature `mysql`) | |
+//! | `SQLITE_PATH` | SQLite database file, for `SESSION_STORE=sqlite` (feature `sqlite`) | an in-memory database |
+//! | `SESSION_ENCRYPT` | `1` seals session values before they reach the store (feature `encryption`) | unset |
 //! | `SESSIONWARE_INSECURE_COOKIE` | `1` drops `Secure` and the `__Host-` prefix (plain-HTTP development in browsers that need it) | unset |
 //!
 //! Two instances on two ports with the same `SESSION_KEY` and a shared Redis or PostgreSQL
@@ -38,6 +41,10 @@
 //! - `GET /counter`, `POST /counter`: read or increment a per-session counter
 //! - `GET /plain`: `ok`, without touching the session (a baseline for load tests)
 //! - `GET /ready`: a readiness probe, 200 when the session store answers, else 503
+//!
+//! With `SESSION_STORE=cookie` (feature `cookie-store`) each session lives in its sealed
+//! cookie and the server keeps nothing: a logout then clears only the browser's copy (see
+//! `SealedCookies` in the crate's docs for everything that changes).
 
 use std::env;
 use std::error::Error;
@@ -92,39 +99,80 @@ async fn run() -> Result<(), AnyError> {
         .parse()
         .map_err(|err| format!("SESSION_ANONYMOUS_SECS is not a number of seconds ({err})"))?;
     let key = signing_key()?;
+    let settings = Settings {
+        previous_keys: Key::previous_from_env("SESSION_PREVIOUS_KEYS")?,
+        idle: Duration::from_secs(idle_secs),
+        anonymous: Duration::from_secs(anonymous_secs),
+    };
     // Kept alive until the server stops: dropping it stops the memory store's sweeps.
-    let (store, _sweeper) = store_from_env().await?;
-
-    // Anonymous sessions (a counter before login) end soon: whoever floods the server with
-    // them makes it hold at most a minute's worth.
-    let mut sessions = SessionLayer::new(store, key)
-        .previous_keys(Key::previous_from_env("SESSION_PREVIOUS_KEYS")?)
-        .idle_timeout(Duration::from_secs(idle_secs))
-        .anonymous_timeout(Duration::from_secs(anonymous_secs));
-    if env_or("SESSIONWARE_INSECURE_COOKIE", "0") == "1" {
-        // Only for browsers that drop `Secure` cookies from plain http://localhost (Safari):
-        // the cookie goes without `Secure` (and without the `__Host-` prefix, which requires
-        // it). Never in production: without TLS, anyone on the network path can read the
-        // cookie and take over the session.
-        sessions = sessions.dangerous_insecure_cookie_for_development();
-    }
-    // Report a bad configuration (an idle timeout of 0, say) as an error; applying an
-    // invalid layer would panic.
-    sessions.validate()?;
+    let (router, _sweeper) = match store_from_env().await? {
+        Backend::Store(store, sweeper) => {
+            let probe = Arc::clone(&store);
+            let sessions = settings.apply(SessionLayer::new(store, key))?;
+            (app(sessions, Some(probe)), sweeper)
+        }
+        #[cfg(feature = "cookie-store")]
+        Backend::Cookie => {
+            let sessions = settings.apply(SessionLayer::sealed_cookies(key))?;
+            (app(sessions, None), None)
+        }
+    };
 
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     println!("listening on http://{}", listener.local_addr()?);
-    serve(listener, app(sessions))
+    serve(listener, router)
         .with_graceful_shutdown(ctrl_c())
         .await?;
     Ok(())
 }
 
-/// The application: its routes, wrapped in the session layer.
-fn app(sessions: SessionLayer<Arc<dyn SessionStore>>) -> Router {
-    let store = Arc::clone(sessions.store());
+/// The layer settings read from the environment.
+struct Settings {
+    previous_keys: Vec<Key>,
+    idle: Duration,
+    anonymous: Duration,
+}
+
+impl Settings {
+    /// `layer` with these settings, checked.
+    fn apply<S: ?Sized>(self, layer: SessionLayer<S>) -> Result<SessionLayer<S>, AnyError> {
+        // Anonymous sessions (a counter before login) end soon: whoever floods the server
+        // with them makes it hold at most a minute's worth.
+        let mut sessions = layer
+            .previous_keys(self.previous_keys)
+            .idle_timeout(self.idle)
+            .anonymous_timeout(self.anonymous);
+        if env_or("SESSIONWARE_INSECURE_COOKIE", "0") == "1" {
+            // Only for browsers that drop `Secure` cookies from plain http://localhost
+            // (Safari): the cookie goes without `Secure` (and without the `__Host-` prefix,
+            // which requires it). Never in production: without TLS, anyone on the network
+            // path can read the cookie and take over the session.
+            sessions = sessions.dangerous_insecure_cookie_for_development();
+        }
+        if env_or("SESSION_ENCRYPT", "0") == "1" {
+            #[cfg(feature = "encryption")]
+            {
+                // A dump of the store then shows no session values.
+                sessions = sessions.encrypt_data_at_rest();
+            }
+            #[cfg(not(feature = "encryption"))]
+            return Err("SESSION_ENCRYPT=1 needs the `encryption` feature".into());
+        }
+        // Report a bad configuration (an idle timeout of 0, say) as an error; applying an
+        // invalid layer would panic.
+        sessions.validate()?;
+        Ok(sessions)
+    }
+}
+
+/// The application: its routes, wrapped in the session layer. `store` answers the
+/// readiness probe; a sealed cookie layer has none and is always ready.
+fn app<S>(sessions: SessionLayer<S>, store: Option<Arc<dyn SessionStore>>) -> Router
+where
+    S: ?Sized + Send + Sync + 'static,
+{
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -132,13 +180,16 @@ fn app(sessions: SessionLayer<Arc<dyn SessionStore>>) -> Router {
         .route("/me", get(me))
         .route("/counter", get(counter).post(increment))
         .route("/plain", get(|| async { "ok" }))
-        .route("/ready", get(move || ready(Arc::clone(&store))))
+        .route("/ready", get(move || ready(store.clone())))
         .layer(sessions)
 }
 
 /// Readiness: 200 when the session store answers its cheap health call, 503 with the reason
 /// when it does not (the app would fail every session request meanwhile).
-async fn ready(store: Arc<dyn SessionStore>) -> (StatusCode, String) {
+async fn ready(store: Option<Arc<dyn SessionStore>>) -> (StatusCode, String) {
+    let Some(store) = store else {
+        return (StatusCode::OK, "ready\n".to_owned());
+    };
     match store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
         Err(error) => (
@@ -251,56 +302,96 @@ fn signing_key() -> Result<Key, AnyError> {
     Ok(Key::generate())
 }
 
-/// The store named by `SESSION_STORE`, as a `dyn SessionStore` so that one layer type
-/// serves all three, and the memory store's background sweeper.
-async fn store_from_env() -> Result<(Arc<dyn SessionStore>, Option<Sweeper>), AnyError> {
-    match env_or("SESSION_STORE", "memory").as_str() {
+/// Where sessions live.
+enum Backend {
+    /// In a store, as a `dyn SessionStore` so that one layer type serves every store, with
+    /// the memory store's background sweeper.
+    Store(Arc<dyn SessionStore>, Option<Sweeper>),
+    /// In sealed cookies.
+    #[cfg(feature = "cookie-store")]
+    Cookie,
+}
+
+/// The backend named by `SESSION_STORE`.
+async fn store_from_env() -> Result<Backend, AnyError> {
+    let name = env_or("SESSION_STORE", "memory");
+    match name.as_str() {
         "memory" => {
             let store = MemoryStore::default();
             let sweeper = store.spawn_sweeper(Duration::from_secs(60));
-            Ok((Arc::new(store), Some(sweeper)))
+            Ok(Backend::Store(Arc::new(store), Some(sweeper)))
         }
         #[cfg(feature = "redis")]
         "redis" => {
             let url = required_env("REDIS_URL")?;
             // Redis drops expired sessions by itself (native TTLs): no cleanup task.
             let store = sessionware::RedisStore::connect(&url).await?;
-            Ok((Arc::new(store), None))
+            Ok(Backend::Store(Arc::new(store), None))
         }
         #[cfg(feature = "postgres")]
         "postgres" => {
             let url = required_env("DATABASE_URL")?;
             let store = sessionware::PostgresStore::connect(&url).await?;
             store.migrate().await?;
-            spawn_postgres_cleanup(store.clone());
-            Ok((Arc::new(store), None))
+            Ok(with_cleanup(Arc::new(store)))
         }
-        #[cfg(not(feature = "redis"))]
-        "redis" => Err("SESSION_STORE=redis needs the `redis` feature: \
-                        cargo run --example axum --features axum,redis"
-            .into()),
-        #[cfg(not(feature = "postgres"))]
-        "postgres" => Err("SESSION_STORE=postgres needs the `postgres` feature: \
-                           cargo run --example axum --features axum,postgres"
-            .into()),
-        other => Err(format!("SESSION_STORE={other:?}: expected memory, redis or postgres").into()),
+        #[cfg(feature = "mysql")]
+        "mysql" => {
+            let url = required_env("MYSQL_URL")?;
+            let store = sessionware::MySqlStore::connect(&url).await?;
+            store.migrate().await?;
+            Ok(with_cleanup(Arc::new(store)))
+        }
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let url = match env::var("SQLITE_PATH") {
+                // Created if missing.
+                Ok(path) => format!("sqlite://{path}?mode=rwc"),
+                Err(_) => "sqlite::memory:".to_owned(),
+            };
+            let store = sessionware::SqliteStore::connect(&url).await?;
+            store.migrate().await?;
+            Ok(with_cleanup(Arc::new(store)))
+        }
+        #[cfg(feature = "cookie-store")]
+        "cookie" => Ok(Backend::Cookie),
+        other => Err(unknown_store(other).into()),
     }
 }
 
-/// Deletes expired rows every five minutes: PostgreSQL never returns them, but keeps them
-/// until they are deleted.
-#[cfg(feature = "postgres")]
-fn spawn_postgres_cleanup(store: sessionware::PostgresStore) {
-    use sessionware::SessionStore as _;
+/// Why `SESSION_STORE=name` cannot be served by this build.
+fn unknown_store(name: &str) -> String {
+    let feature = match name {
+        "redis" | "postgres" | "mysql" | "sqlite" => name,
+        "cookie" => "cookie-store",
+        _ => {
+            return format!(
+                "SESSION_STORE={name:?}: expected memory, redis, postgres, mysql, sqlite or \
+                 cookie"
+            );
+        }
+    };
+    format!(
+        "SESSION_STORE={name} needs the `{feature}` feature: \
+         cargo run --example axum --features axum,{feature}"
+    )
+}
+
+/// A SQL store, with a task that deletes its expired sessions every five minutes: SQL stores
+/// never return expired rows, but keep them until they are deleted.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+fn with_cleanup(store: Arc<dyn SessionStore>) -> Backend {
+    let cleaned = Arc::clone(&store);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(300));
         loop {
             every.tick().await;
-            if let Err(err) = store.delete_expired(std::time::SystemTime::now()).await {
+            if let Err(err) = cleaned.delete_expired(std::time::SystemTime::now()).await {
                 tracing::warn!(error = %err, "deleting expired sessions failed");
             }
         }
     });
+    Backend::Store(store, None)
 }
 
 /// Resolves on Ctrl-C: the server stops accepting connections and finishes the requests in
@@ -334,7 +425,7 @@ fn env_or(name: &str, default: &str) -> String {
     env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg(any(feature = "redis", feature = "postgres", feature = "mysql"))]
 fn required_env(name: &str) -> Result<String, AnyError> {
     env::var(name).map_err(|_| format!("{name} is not set").into())
 }

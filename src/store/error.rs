@@ -117,11 +117,14 @@ impl fmt::Display for StoreError {
                  layer's clock"
             ),
             Self::CapacityExceeded => f.write_str("session store is full"),
-            Self::Unsupported { operation } => write!(
-                f,
-                "this session store does not support `{operation}`; use a store with a \
-                 per-user index"
-            ),
+            Self::Unsupported { operation } => match *operation {
+                "sessions_of" | "revoke_user" | "revoke" => write!(
+                    f,
+                    "this session store does not support `{operation}`; use a store with a \
+                     per-user index"
+                ),
+                _ => write!(f, "this session store does not support `{operation}`"),
+            },
             Self::Backend(source) => write!(f, "session store operation failed: {source}"),
         }
     }

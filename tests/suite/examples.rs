@@ -29,15 +29,74 @@ const EXAMPLE_VARS: &[&str] = &[
     "SESSION_ANONYMOUS_SECS",
     "SESSION_STORE",
     "SESSIONWARE_INSECURE_COOKIE",
+    "SESSION_ENCRYPT",
+    "SQLITE_PATH",
     "RUST_LOG",
 ];
 
 #[test]
 fn axum_example_logs_in_counts_and_logs_out() {
+    logs_in_counts_and_logs_out(&[], Revocation::Server);
+}
+
+#[test]
+fn axum_example_on_sqlite_logs_in_counts_and_logs_out() {
+    if !cfg!(feature = "sqlite") {
+        eprintln!("skipping: the `sqlite` feature is off");
+        return;
+    }
+    logs_in_counts_and_logs_out(&[("SESSION_STORE", "sqlite")], Revocation::Server);
+}
+
+#[test]
+fn axum_example_on_mysql_logs_in_counts_and_logs_out() {
+    let Ok(url) = std::env::var("MYSQL_URL") else {
+        eprintln!("skipping: MYSQL_URL is not set");
+        return;
+    };
+    if !cfg!(feature = "mysql") {
+        eprintln!("skipping: the `mysql` feature is off");
+        return;
+    }
+    logs_in_counts_and_logs_out(
+        &[("SESSION_STORE", "mysql"), ("MYSQL_URL", &url)],
+        Revocation::Server,
+    );
+}
+
+#[test]
+fn axum_example_on_sealed_cookies_logs_in_counts_and_logs_out() {
+    if !cfg!(feature = "cookie-store") {
+        eprintln!("skipping: the `cookie-store` feature is off");
+        return;
+    }
+    logs_in_counts_and_logs_out(&[("SESSION_STORE", "cookie")], Revocation::BrowserOnly);
+}
+
+#[test]
+fn axum_example_with_encryption_at_rest_logs_in_counts_and_logs_out() {
+    if !cfg!(feature = "encryption") {
+        eprintln!("skipping: the `encryption` feature is off");
+        return;
+    }
+    logs_in_counts_and_logs_out(&[("SESSION_ENCRYPT", "1")], Revocation::Server);
+}
+
+/// What a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revocation {
+    /// The session, on the server: a replayed cookie is anonymous.
+    Server,
+    /// Only the browser's copy of a sealed cookie: a replayed one still opens.
+    BrowserOnly,
+}
+
+/// The example's whole flow, on the backend `env` selects.
+fn logs_in_counts_and_logs_out(env: &[(&str, &str)], revocation: Revocation) {
     let Some(binary) = example_binary("axum") else {
         return;
     };
-    let server = Server::start(&binary, &[]);
+    let server = Server::start(&binary, env);
     assert!(
         server.stderr_shows("SESSION_KEY is not set"),
         "the example should say it generated a key; stderr:\n{}",
@@ -134,7 +193,10 @@ fn axum_example_logs_in_counts_and_logs_out() {
         "expected a removal cookie: {logout:?}"
     );
     let replayed = server.request("GET", "/me", Some(&cookie), None);
-    assert_eq!(replayed.status, 401, "{replayed:?}");
+    match revocation {
+        Revocation::Server => assert_eq!(replayed.status, 401, "{replayed:?}"),
+        Revocation::BrowserOnly => assert_eq!(replayed.status, 200, "{replayed:?}"),
+    }
 }
 
 #[test]
@@ -222,6 +284,11 @@ fn axum_examples_share_sessions_through_postgres() {
     two_instances_share_sessions("postgres", "DATABASE_URL", cfg!(feature = "postgres"));
 }
 
+#[test]
+fn axum_examples_share_sessions_through_mysql() {
+    two_instances_share_sessions("mysql", "MYSQL_URL", cfg!(feature = "mysql"));
+}
+
 /// Two instances of the axum example with one key and one shared store serve the same
 /// sessions: what the example's docs promise for a fleet.
 fn two_instances_share_sessions(store: &str, url_var: &str, feature_enabled: bool) {
@@ -297,6 +364,10 @@ fn build_example(name: &str) -> Option<PathBuf> {
         ("memory-store", cfg!(feature = "memory-store")),
         ("redis", cfg!(feature = "redis")),
         ("postgres", cfg!(feature = "postgres")),
+        ("mysql", cfg!(feature = "mysql")),
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("cookie-store", cfg!(feature = "cookie-store")),
+        ("encryption", cfg!(feature = "encryption")),
         ("axum", cfg!(feature = "axum")),
         ("test-util", cfg!(feature = "test-util")),
     ]

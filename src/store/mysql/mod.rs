@@ -577,6 +577,13 @@ impl SessionStore for MySqlStore {
         })
     }
 
+    fn ping(&self) -> StoreFuture<'_, Result<(), StoreError>> {
+        StoreFuture::boxed(within(self.shared.operation_timeout, "ping", async move {
+            let ping = sqlx::query("SELECT 1").execute(&self.pool).await;
+            ping.map(drop).map_err(|error| sqlx_failure("ping", error))
+        }))
+    }
+
     fn user_index(&self) -> Option<&dyn UserIndex> {
         Some(self)
     }
