@@ -3,8 +3,8 @@
 //! One [`SessionLayer`] creates, signs, validates, expires, rotates and invalidates session
 //! IDs against a pluggable [`SessionStore`]: [`MemoryStore`] in one process, `RedisStore`,
 //! `PostgresStore` or `MySqlStore` for a fleet, `SqliteStore` for one server with sessions
-//! that survive a restart. It works with any service built on `http` 1.x: axum, hyper with tower, tonic's
-//! HTTP stack.
+//! that survive a restart, or no store at all with sealed cookie sessions. It works with any
+//! service built on `http` 1.x: axum, hyper with tower, tonic's HTTP stack.
 //!
 //! ```
 //! use std::time::Duration;
@@ -79,6 +79,11 @@
 //! - `postgres`: `PostgresStore` on `sqlx`.
 //! - `sqlite`: `SqliteStore` on `sqlx`, a file or in-memory database for one server.
 //! - `mysql`: `MySqlStore` on `sqlx`, for MySQL 8 or MariaDB 10.11 and later.
+//! - `cookie-store`: `SessionLayer::sealed_cookies`, sessions sealed whole into their
+//!   cookies with XChaCha20-Poly1305 and no store (read `SealedCookies` first: no
+//!   server-side revocation).
+//! - `encryption`: `SessionLayer::encrypt_data_at_rest`, session values sealed before they
+//!   reach any store.
 //! - `axum`: `Session` and `Option<Session>` extractors.
 //! - `test-util`: the public store conformance suite, `sessionware::store::conformance`.
 // The library forbids unsafe code outright; `Cargo.toml` only denies it, so that the

@@ -20,6 +20,10 @@
 //!   2, 3 and 5 for any layer built to the design), and two blocks without any app
 //!   (`Floor`): one cookie check, and the read floor (the check, SHA-256 of the ID, one map
 //!   lookup).
+//! - `modes`: cases 2, 3 and 4 of sessionware on the memory store, with encryption at rest,
+//!   and on sealed cookies, with the baseline, in interleaved rounds as above
+//!   (`SESSIONWARE_ROUNDS`, `SESSIONWARE_ROUND_REQUESTS`): each mode's overhead over the
+//!   baseline, and what it adds to the plain store's.
 //! - `scaling`: case 2 driven from 1 and from 2 threads (each thread its own
 //!   current-thread runtime and its own session, all sharing one app), requests per second,
 //!   for the baseline, the minimal layer, sessionware and tower-sessions; and the most two
@@ -37,8 +41,8 @@
 //!
 //! One more section, never part of `all`, is for profilers: `profile` runs one case of one
 //! app in a loop for `SESSIONWARE_SECONDS`, chosen with `SESSIONWARE_PROFILE_CASE` (a case
-//! name such as `case2_read`) and `SESSIONWARE_PROFILE_APP` (`baseline`, `sessionware` or
-//! `tower-sessions`):
+//! name such as `case2_read`) and `SESSIONWARE_PROFILE_APP` (`baseline`, `sessionware`,
+//! `tower-sessions`, `sessionware-encrypted` or `sessionware-sealed`):
 //!
 //! ```text
 //! SESSIONWARE_BENCH=profile SESSIONWARE_PROFILE_CASE=case2_read SESSIONWARE_SECONDS=10 \
@@ -86,6 +90,11 @@ fn main() {
         let rounds = env_number("SESSIONWARE_ROUNDS", 100.0) as usize;
         let per_block = env_number("SESSIONWARE_ROUND_REQUESTS", 2000.0) as usize;
         interleaved_rounds(&runtime, rounds, per_block);
+    }
+    if wants("modes") {
+        let rounds = env_number("SESSIONWARE_ROUNDS", 100.0) as usize;
+        let per_block = env_number("SESSIONWARE_ROUND_REQUESTS", 2000.0) as usize;
+        modes(&runtime, rounds, per_block);
     }
     if wants("scaling") {
         scaling(&runtime, window);
@@ -178,8 +187,9 @@ fn profile(runtime: &Runtime, window: Duration) {
         .expect("SESSIONWARE_PROFILE_CASE names a case");
     let variant = Variant::ALL
         .into_iter()
+        .chain(Variant::MODES)
         .find(|variant| variant.name() == app_name)
-        .expect("SESSIONWARE_PROFILE_APP is baseline, sessionware or tower-sessions");
+        .expect("SESSIONWARE_PROFILE_APP names an app, such as sessionware");
     let app = runtime.block_on(App::new(variant));
     let requests = runtime.block_on(async {
         let start = Instant::now();
@@ -418,6 +428,86 @@ struct Lane {
 
 /// Runs `op` in a loop on `threads` threads (each with its own current-thread runtime)
 /// for `window`, and returns the operations per second of all threads together.
+/// Encryption at rest and sealed cookies against the plain memory store, in interleaved
+/// rounds (see the module docs).
+fn modes(runtime: &Runtime, rounds: usize, per_block: usize) {
+    const CASES: [Case; 3] = [Case::Read, Case::Increment, Case::NewSession];
+    let apps: Vec<App> = Variant::MODES
+        .iter()
+        .map(|&variant| runtime.block_on(App::new(variant)))
+        .collect();
+    let blocks: Vec<(usize, Case)> = (0..apps.len())
+        .flat_map(|app| CASES.map(|case| (app, case)))
+        .collect();
+    let mut times = vec![Vec::with_capacity(rounds); blocks.len()];
+    let mut order: Vec<usize> = (0..blocks.len()).collect();
+    let mut rng = Rng::new(0x005e_a1ed);
+    let started = Instant::now();
+    runtime.block_on(async {
+        for round in 0..=rounds {
+            rng.shuffle(&mut order);
+            for &block in &order {
+                let (app, case) = blocks[block];
+                let start = Instant::now();
+                for _ in 0..per_block {
+                    apps[app].call(case).await;
+                }
+                // Round 0 warms up.
+                if round > 0 {
+                    times[block].push(start.elapsed().as_nanos() as f64 / per_block as f64);
+                }
+            }
+        }
+    });
+    let series = |variant: Variant, case: Case| -> &Vec<f64> {
+        let index = blocks
+            .iter()
+            .position(|&(app, c)| apps[app].variant == variant && c == case)
+            .expect("measured");
+        &times[index]
+    };
+    println!();
+    println!(
+        "## Modes: {rounds} rounds x {per_block} requests per (app, case), shuffled; {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    println!("Overheads over the baseline in µs: medians over rounds of (app - baseline) in");
+    println!("the same round, with [p25, p75]; `added` is the median of (mode - plain store).");
+    println!();
+    println!("| case | plain store | encrypted at rest | added | sealed cookies | added |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for case in CASES {
+        let difference = |a: Variant, b: Variant| -> Vec<f64> {
+            series(a, case)
+                .iter()
+                .zip(series(b, case))
+                .map(|(a, b)| (a - b) / 1000.0)
+                .collect()
+        };
+        let cell = |mut values: Vec<f64>| -> String {
+            let (p25, p50, p75) = (
+                percentile(&mut values, 0.25),
+                median(&mut values),
+                percentile(&mut values, 0.75),
+            );
+            format!("{p50:.3} [{p25:.3}, {p75:.3}]")
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            case.name(),
+            cell(difference(Variant::Sessionware, Variant::Baseline)),
+            cell(difference(Variant::SessionwareEncrypted, Variant::Baseline)),
+            cell(difference(
+                Variant::SessionwareEncrypted,
+                Variant::Sessionware
+            )),
+            cell(difference(Variant::SessionwareSealed, Variant::Baseline)),
+            cell(difference(Variant::SessionwareSealed, Variant::Sessionware)),
+        );
+    }
+}
+
 fn per_second<F>(threads: usize, window: Duration, op: F) -> f64
 where
     F: AsyncFn(&mut Lane) + Sync,

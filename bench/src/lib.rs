@@ -65,6 +65,12 @@ pub enum Variant {
     Sessionware,
     /// `tower_sessions::SessionManagerLayer` over its `MemoryStore`, signed cookies.
     TowerSessions,
+    /// As `Sessionware`, with encryption at rest (`SessionLayer::encrypt_data_at_rest`).
+    /// Not in [`Variant::ALL`]: the `modes` section of the rounds measures it.
+    SessionwareEncrypted,
+    /// `SessionLayer::sealed_cookies`: the session in its cookie, no store. Not in
+    /// [`Variant::ALL`]: the `modes` section of the rounds measures it.
+    SessionwareSealed,
 }
 
 impl Variant {
@@ -78,9 +84,20 @@ impl Variant {
         Self::TowerSessions,
     ];
 
+    /// sessionware's other modes, against [`Variant::Sessionware`].
+    pub const MODES: [Self; 4] = [
+        Self::Baseline,
+        Self::Sessionware,
+        Self::SessionwareEncrypted,
+        Self::SessionwareSealed,
+    ];
+
     /// Whether `case` is measured for this app: the floors only in the cases they bound.
     pub fn measures(self, case: Case) -> bool {
         match self {
+            Self::SessionwareEncrypted | Self::SessionwareSealed => {
+                matches!(case, Case::Read | Case::Increment | Case::NewSession)
+            }
             Self::IdentityLayer | Self::HandleLayer => case == Case::NoCookie,
             Self::MinimalSession => matches!(
                 case,
@@ -94,7 +111,11 @@ impl Variant {
     pub fn has_sessions(self) -> bool {
         matches!(
             self,
-            Self::MinimalSession | Self::Sessionware | Self::TowerSessions
+            Self::MinimalSession
+                | Self::Sessionware
+                | Self::TowerSessions
+                | Self::SessionwareEncrypted
+                | Self::SessionwareSealed
         )
     }
 
@@ -107,6 +128,8 @@ impl Variant {
             Self::MinimalSession => "minimal-session",
             Self::Sessionware => "sessionware",
             Self::TowerSessions => "tower-sessions",
+            Self::SessionwareEncrypted => "sessionware-encrypted",
+            Self::SessionwareSealed => "sessionware-sealed",
         }
     }
 }
@@ -193,7 +216,11 @@ impl App {
                 },
             )),
             Variant::MinimalSession => minimal::router(),
-            Variant::Sessionware => sessionware_app::router(),
+            Variant::Sessionware => sessionware_app::router(sessionware_app::Mode::Store),
+            Variant::SessionwareEncrypted => {
+                sessionware_app::router(sessionware_app::Mode::Encrypted)
+            }
+            Variant::SessionwareSealed => sessionware_app::router(sessionware_app::Mode::Sealed),
             Variant::TowerSessions => tower_app::router(),
         };
         // Turns every handler into a route (and applies the layers) once, as
@@ -333,7 +360,14 @@ impl App {
                 // sessionware re-sends the cookie after a write only when the idle deadline
                 // moved, which it keeps in whole milliseconds: a write in the same
                 // millisecond as the previous one sends none.
-                (Variant::Sessionware, Case::Increment | Case::IncrementGetInsert) => None,
+                (
+                    Variant::Sessionware | Variant::SessionwareEncrypted,
+                    Case::Increment | Case::IncrementGetInsert,
+                ) => None,
+                // A sealed cookie carries the session: every write sends it.
+                (Variant::SessionwareSealed, Case::Increment | Case::IncrementGetInsert) => {
+                    Some(true)
+                }
                 (Variant::TowerSessions, Case::Increment | Case::IncrementGetInsert) => Some(true),
                 (_, Case::NoCookie | Case::Read | Case::Forged) => Some(false),
             };
@@ -383,16 +417,35 @@ mod sessionware_app {
     use super::*;
     use sessionware::{MemoryStore, Session, SessionLayer};
 
-    pub(super) fn router() -> Router {
-        let store = MemoryStore::builder().capacity(STORE_CAPACITY).build();
-        let layer = SessionLayer::new(store, sessionware_key()).idle_timeout(IDLE_TIMEOUT);
-        Router::new()
+    /// Where the app keeps its sessions.
+    pub(super) enum Mode {
+        /// In a `MemoryStore`.
+        Store,
+        /// In a `MemoryStore`, values sealed.
+        Encrypted,
+        /// In sealed cookies.
+        Sealed,
+    }
+
+    pub(super) fn router(mode: Mode) -> Router {
+        let routes = Router::new()
             .route("/plain", get(|| async { "ok" }))
             .route("/read", get(read))
             .route("/increment", post(increment))
             .route("/increment-get-insert", post(increment_get_insert))
-            .route("/new", post(new))
-            .layer(layer)
+            .route("/new", post(new));
+        let store = || MemoryStore::builder().capacity(STORE_CAPACITY).build();
+        match mode {
+            Mode::Store => routes
+                .layer(SessionLayer::new(store(), sessionware_key()).idle_timeout(IDLE_TIMEOUT)),
+            Mode::Encrypted => routes.layer(
+                SessionLayer::new(store(), sessionware_key())
+                    .idle_timeout(IDLE_TIMEOUT)
+                    .encrypt_data_at_rest(),
+            ),
+            Mode::Sealed => routes
+                .layer(SessionLayer::sealed_cookies(sessionware_key()).idle_timeout(IDLE_TIMEOUT)),
+        }
     }
 
     async fn read(session: Session) -> Result<String, StatusCode> {

@@ -4,7 +4,8 @@
 --
 -- Arguments after `--`: the connections per wrk thread (-c divided by -t; each thread keeps
 -- that many sessions) and the method for /counter (GET reads the counter, POST increments
--- it). wrk runs one Lua state per thread and does not say which connection a request goes
+-- it; PLAIN requests `GET /plain` instead, which has no session, and LOGIN only logs in,
+-- a new session per request). wrk runs one Lua state per thread and does not say which connection a request goes
 -- to, so each thread's first N requests (one per connection) are logins, and the requests
 -- after them take the thread's N session cookies in turn: every request carries a valid
 -- session, and each session is used by about one connection at a time.
@@ -21,6 +22,15 @@ function init(args)
 end
 
 function request()
+  if method == "PLAIN" then
+    return wrk.format("GET", "/plain")
+  end
+  if method == "LOGIN" then
+    logins_sent = logins_sent + 1
+    return wrk.format("POST", "/login", {
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+    }, "username=fill" .. tostring(logins_sent))
+  end
   -- A connection that (re)connects before any login of its thread has been answered logs
   -- in too: never send a request without a session.
   if logins_sent < sessions_per_thread or #cookies == 0 then
@@ -36,6 +46,12 @@ end
 
 function response(status, headers, body)
   local set_cookie = headers["Set-Cookie"] or headers["set-cookie"]
+  if method == "LOGIN" or method == "PLAIN" then
+    if status >= 400 then
+      error("unexpected status " .. status)
+    end
+    return
+  end
   if status == 303 and set_cookie and #cookies < sessions_per_thread then
     cookies[#cookies + 1] = set_cookie:match("^[^;]+")
   elseif status >= 400 then
