@@ -5,13 +5,22 @@
 //! why and pass; with it set and the server unreachable they fail.
 #![cfg(feature = "mysql")]
 
-use std::time::{Duration, SystemTime};
+use crate::common::proxy::Proxy;
+use crate::common::{Client, app, send, store_key_of};
 
+use std::error::Error as _;
+use std::net::TcpListener;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::StatusCode;
+use base64::Engine as _;
 use sessionware::StoreError;
 use sessionware::store::conformance::{fresh_key, now_millis, run_all, sample_record};
-use sessionware::{CreateOutcome, LoadOutcome, MySqlStore, SaveOutcome, SessionStore, StoreKey};
+use sessionware::{
+    CreateOutcome, Key, LoadOutcome, MySqlStore, SaveOutcome, SessionLayer, SessionStore, StoreKey,
+};
 use sqlx::MySqlPool;
-use sqlx::mysql::MySqlPoolOptions;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 
 /// A pool on `MYSQL_URL`, or `None` (after saying why) when it is unset.
 async fn pool() -> Option<MySqlPool> {
@@ -339,5 +348,355 @@ async fn mysql_500_concurrent_writers_of_one_session_see_only_conflicts() {
         panic!("the session must survive");
     };
     assert_eq!(found.version, record.version + 1);
+    drop_table(&store).await;
+}
+
+/// Runs `statement` on `pool`, failing the test if the server refuses it.
+async fn execute(pool: &MySqlPool, statement: String) {
+    sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|error| panic!("{statement}: {error}"));
+}
+
+/// Whether the connection's database has a table named `table`.
+async fn table_exists(pool: &MySqlPool, table: &str) -> bool {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_schema = DATABASE() AND table_name = ?",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+    .expect("listing tables failed");
+    found > 0
+}
+
+/// The accounts a restricted user is created under: any host, and `localhost`, which
+/// MariaDB matches before `%` for local connections.
+const RESTRICTED_HOSTS: [&str; 2] = ["%", "localhost"];
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "MySqlStore::migrate always runs CREATE TABLE IF NOT EXISTS, which MariaDB \
+            refuses without the CREATE privilege (error 1142) even when the table exists"]
+async fn mysql_migrate_needs_no_create_privilege_once_the_table_exists() {
+    let Some(pool) = pool().await else { return };
+    let store = fresh_store(&pool, 1_000).await;
+    let user = format!("sw_nopriv_{}", &fresh_key().to_hex()[..16]);
+    let password = fresh_key().to_hex();
+    for host in RESTRICTED_HOSTS {
+        execute(
+            &pool,
+            format!("CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"),
+        )
+        .await;
+        // Row access to the one table: no CREATE, ALTER, INDEX or DROP anywhere.
+        execute(
+            &pool,
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON `{}` TO '{user}'@'{host}'",
+                store.table()
+            ),
+        )
+        .await;
+    }
+
+    let url = std::env::var("MYSQL_URL").expect("checked by pool()");
+    let options: MySqlConnectOptions = url.parse().expect("MYSQL_URL parses");
+    let app_pool = MySqlPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.username(&user).password(&password))
+        .await
+        .expect("connect as the restricted user");
+    let app_store = MySqlStore::builder(app_pool.clone())
+        .table(store.table())
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .expect("valid configuration");
+    let migrated = app_store.migrate().await;
+
+    // The same user may not create a table that does not exist: the privileges above are
+    // really missing, and the error says which one.
+    let missing_table = unique_table();
+    let missing = MySqlStore::builder(app_pool.clone())
+        .table(missing_table.as_str())
+        .build()
+        .expect("valid configuration");
+    let refused = missing.migrate().await;
+    let works = match &migrated {
+        Ok(()) => {
+            // Every operation of the store, as that user.
+            run_all(&app_store).await;
+            true
+        }
+        Err(_) => false,
+    };
+
+    app_pool.close().await;
+    for host in RESTRICTED_HOSTS {
+        execute(&pool, format!("DROP USER '{user}'@'{host}'")).await;
+    }
+    let missing_created = table_exists(&pool, &missing_table).await;
+    if missing_created {
+        drop_table(&missing).await;
+    }
+    drop_table(&store).await;
+
+    migrated.expect("migrate of an existing table needs no CREATE privilege");
+    assert!(works);
+    let error = refused.expect_err("a user without CREATE cannot create the table");
+    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+    let reason = error.source().map(ToString::to_string).unwrap_or_default();
+    assert!(
+        reason.contains("CREATE command denied") && reason.contains(&missing_table),
+        "the error names neither the missing privilege nor the table: {reason}"
+    );
+    assert!(!missing_created, "the restricted user created a table");
+}
+
+/// A row as stored: key, data, user, expiry and label.
+type StoredRow = (Vec<u8>, Vec<u8>, Vec<u8>, String, String);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_s10_the_table_holds_only_store_keys() {
+    let Some(pool) = pool().await else { return };
+    let store = fresh_store(&pool, 1_000).await;
+    let app = app().layer(SessionLayer::new(store.clone(), Key::generate()));
+    let mut browser = Client::new(app.clone());
+    let reply = browser.send("POST", "/set/theme/dark").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let anonymous = browser.cookie.clone().expect("a session cookie");
+    let reply = browser.send("POST", "/login/alice").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let logged_in = browser.cookie.clone().expect("a session cookie");
+    assert_ne!(anonymous, logged_in, "the login gives the session a new ID");
+    assert_eq!(browser.send("GET", "/user").await.body, "alice");
+
+    let statement = format!(
+        "SELECT `key`, data, COALESCE(user_id, ''), COALESCE(expiry, ''), \
+         COALESCE(label, '') FROM `{}`",
+        store.table()
+    );
+    let rows: Vec<StoredRow> = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .fetch_all(&pool)
+        .await
+        .expect("select failed");
+    // The live session under its new key and the rotation marker under the old one.
+    let mut keys: Vec<Vec<u8>> = rows.iter().map(|row| row.0.clone()).collect();
+    keys.sort();
+    let mut expected = vec![
+        store_key_of(&anonymous).as_bytes().to_vec(),
+        store_key_of(&logged_in).as_bytes().to_vec(),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected, "the table holds SHA-256 of the IDs, only");
+
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let contains = |haystack: &[u8], needle: &[u8]| {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+    };
+    for cookie_value in [&anonymous, &logged_in] {
+        let id_part = cookie_value.split('.').next().expect("id part");
+        let id = b64.decode(id_part).expect("base64 id");
+        for (key, data, user, expiry, label) in &rows {
+            assert_eq!(key.len(), 32, "every key is 32 bytes");
+            assert_ne!(key, &id, "a raw session ID is a key of the table");
+            for column in [data, user, expiry.as_bytes(), label.as_bytes()] {
+                for needle in [id.as_slice(), id_part.as_bytes(), cookie_value.as_bytes()] {
+                    assert!(!contains(column, needle), "a column holds the session ID");
+                }
+            }
+        }
+    }
+
+    // What the table holds, presented as a cookie (with the real tag, or as the whole
+    // value, in base64url or hex), opens no session.
+    let tag = logged_in.split_once('.').expect("id.tag").1;
+    for key in &keys {
+        for forged in [
+            format!("{}.{tag}", b64.encode(key)),
+            b64.encode(key),
+            hex_of(key),
+        ] {
+            let cookie = format!("__Host-session={forged}");
+            let reply = send(&app, "GET", "/user", Some(&cookie)).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{forged}");
+        }
+    }
+    drop_table(&store).await;
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_an_unreachable_server_fails_with_a_store_error() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("local addr").port()
+    };
+    // A refused connection is retried until the pool's acquire timeout; the operation
+    // timeout bounds it too, except for `migrate`, which only the pool bounds.
+    let bound = Duration::from_secs(3);
+    let pool = MySqlPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_lazy(&format!("mysql://root@127.0.0.1:{port}/none"))
+        .expect("lazy pool");
+    let store = MySqlStore::builder(pool)
+        .operation_timeout(Duration::from_secs(1))
+        .build()
+        .expect("valid configuration");
+    let key = fresh_key();
+    let now = now_millis();
+    let record = sample_record(Some("someone"), "{}");
+    let index = store.user_index().expect("a per-user index");
+
+    let mut results = Vec::new();
+    macro_rules! time {
+        ($name:literal, $call:expr) => {{
+            let started = Instant::now();
+            let result = $call.await.map(|_| ());
+            results.push(($name, started.elapsed(), result));
+        }};
+    }
+    time!("migrate", store.migrate());
+    time!("ping", store.ping());
+    time!("load", store.load(&key, now));
+    time!("create", store.create(&key, &record, SystemTime::now()));
+    time!("save", store.save(&key, &record, 1, now));
+    time!("touch", store.touch(&key, 1, now, now, now));
+    time!("delete", store.delete(&key, SystemTime::now()));
+    time!("rotate", store.rotate(&key, &fresh_key(), &record, 1, now));
+    time!("delete_expired", store.delete_expired(now));
+    time!("sessions_of", index.sessions_of("someone", now));
+    time!(
+        "revoke_user",
+        index.revoke_user("someone", None, SystemTime::now())
+    );
+    for (name, elapsed, result) in results {
+        eprintln!("unreachable: {name} answered in {elapsed:?}: {result:?}");
+        assert!(elapsed < bound, "{name} took {elapsed:?}");
+        match result {
+            Err(StoreError::Unavailable(source)) => {
+                assert!(
+                    source.downcast_ref::<sqlx::Error>().is_some(),
+                    "{name}: the sqlx error must be kept"
+                );
+            }
+            Err(StoreError::Timeout { .. }) => {}
+            other => panic!("{name} without a server: {other:?}"),
+        }
+    }
+}
+
+/// A proxy in front of the server `MYSQL_URL` names, and connect options reaching the same
+/// database through it.
+async fn in_front_of_mysql(url: &str) -> (Proxy, MySqlConnectOptions) {
+    let options: MySqlConnectOptions = url.parse().expect("MYSQL_URL parses");
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .expect("resolve the database host")
+        .next()
+        .expect("an address");
+    let proxy = Proxy::start(upstream).await;
+    let through = options.host("127.0.0.1").port(proxy.port);
+    (proxy, through)
+}
+
+/// Every operation the layer uses, with how long each took.
+async fn every_operation(
+    store: &MySqlStore,
+) -> Vec<(&'static str, Duration, Result<(), StoreError>)> {
+    let key = fresh_key();
+    let now = now_millis();
+    let record = sample_record(Some("someone"), "{}");
+    let index = store.user_index().expect("a per-user index");
+    let mut results = Vec::new();
+    macro_rules! time {
+        ($name:literal, $call:expr) => {{
+            let started = Instant::now();
+            let result = $call.await.map(|_| ());
+            results.push(($name, started.elapsed(), result));
+        }};
+    }
+    time!("ping", store.ping());
+    time!("load", store.load(&key, now));
+    time!("create", store.create(&key, &record, SystemTime::now()));
+    time!("save", store.save(&key, &record, 1, now));
+    time!("touch", store.touch(&key, 1, now, now, now));
+    time!("rotate", store.rotate(&key, &fresh_key(), &record, 1, now));
+    time!("delete", store.delete(&key, SystemTime::now()));
+    time!("sessions_of", index.sessions_of("someone", now));
+    time!(
+        "revoke_user",
+        index.revoke_user("someone", None, SystemTime::now())
+    );
+    time!("delete_expired", store.delete_expired(now));
+    results
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recover() {
+    let Ok(url) = std::env::var("MYSQL_URL") else {
+        eprintln!("skipping: MYSQL_URL is not set");
+        return;
+    };
+    let (proxy, through) = in_front_of_mysql(&url).await;
+    let timeout = Duration::from_millis(300);
+    // Generous: a shared, noisy machine. Without the timeout an operation waits for as long
+    // as the pause lasts.
+    let bound = Duration::from_secs(3);
+    let pool = MySqlPoolOptions::new()
+        .max_connections(4)
+        .connect_with(through)
+        .await
+        .expect("connect through the proxy");
+    let store = MySqlStore::builder(pool)
+        .table(unique_table())
+        .operation_timeout(timeout)
+        .build()
+        .expect("valid configuration");
+    store.migrate().await.expect("migrate");
+    for (name, _, result) in every_operation(&store).await {
+        assert!(result.is_ok(), "{name} before the fault: {result:?}");
+    }
+
+    proxy.pause(true);
+    for (name, elapsed, result) in every_operation(&store).await {
+        eprintln!("paused: {name} answered in {elapsed:?}");
+        assert!(elapsed < bound, "{name} took {elapsed:?} while paused");
+        assert!(
+            matches!(result, Err(StoreError::Timeout { .. })),
+            "{name} while paused: {result:?}"
+        );
+    }
+    proxy.pause(false);
+    for (name, _, result) in every_operation(&store).await {
+        assert!(result.is_ok(), "{name} after the pause: {result:?}");
+    }
+
+    proxy.cut(true);
+    for (name, elapsed, result) in every_operation(&store).await {
+        eprintln!("cut: {name} answered in {elapsed:?}");
+        assert!(
+            elapsed < bound,
+            "{name} took {elapsed:?} with the server gone"
+        );
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Unavailable(_) | StoreError::Timeout { .. })
+            ),
+            "{name} with the server gone: {result:?}"
+        );
+    }
+    proxy.cut(false);
+    for (name, _, result) in every_operation(&store).await {
+        assert!(result.is_ok(), "{name} after recovery: {result:?}");
+    }
     drop_table(&store).await;
 }
