@@ -377,8 +377,6 @@ async fn table_exists(pool: &MySqlPool, table: &str) -> bool {
 const RESTRICTED_HOSTS: [&str; 2] = ["%", "localhost"];
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "MySqlStore::migrate always runs CREATE TABLE IF NOT EXISTS, which MariaDB \
-            refuses without the CREATE privilege (error 1142) even when the table exists"]
 async fn mysql_migrate_needs_no_create_privilege_once_the_table_exists() {
     let Some(pool) = pool().await else { return };
     let store = fresh_store(&pool, 1_000).await;

@@ -6,7 +6,8 @@ use sqlx::pool::PoolConnection;
 use super::MySqlStore;
 use super::error::{reply_failure, unexpected_reply};
 use super::sql::{
-    EXISTING_INDEXES, EXPIRES_INDEX, MIGRATION_LOCK, MIGRATION_UNLOCK, USER_INDEX, sql,
+    EXISTING_INDEXES, EXPIRES_INDEX, MIGRATION_LOCK, MIGRATION_UNLOCK, TABLE_EXISTS, USER_INDEX,
+    sql,
 };
 use crate::store::StoreError;
 
@@ -18,10 +19,11 @@ impl MySqlStore {
     ///
     /// Idempotent: run it at every start. Concurrent runs (several instances starting at
     /// once) are serialized by a named lock (`GET_LOCK('sessionware_migrate', ...)`, waiting
-    /// up to 60 seconds), and indexes that already exist (looked up in
-    /// `information_schema.statistics`, since MySQL 8 has no `CREATE INDEX IF NOT EXISTS`)
-    /// are not created again, so once the table exists the user running this needs no
-    /// `CREATE` or `INDEX` privilege. The SQL is shown in the
+    /// up to 60 seconds), and a table or index that already exists (looked up in
+    /// `information_schema`: MySQL and MariaDB check the `CREATE` privilege even for
+    /// `CREATE TABLE IF NOT EXISTS`, and MySQL 8 has no `CREATE INDEX IF NOT EXISTS`) is not
+    /// created again, so once the table exists the user running this needs no `CREATE` or
+    /// `INDEX` privilege. The SQL is shown in the
     /// [type documentation](MySqlStore#schema).
     ///
     /// # Errors
@@ -61,11 +63,18 @@ impl MySqlStore {
     async fn migrate_locked(&self, connection: &mut MySqlConnection) -> Result<(), StoreError> {
         let shared = &*self.shared;
         let failure = |error| reply_failure("migrate", error);
-        sqlx::query(sql(&shared.sql.create_table))
-            .persistent(false)
-            .execute(&mut *connection)
+        let tables: i64 = sqlx::query_scalar(TABLE_EXISTS)
+            .bind(&shared.table)
+            .fetch_one(&mut *connection)
             .await
             .map_err(failure)?;
+        if tables == 0 {
+            sqlx::query(sql(&shared.sql.create_table))
+                .persistent(false)
+                .execute(&mut *connection)
+                .await
+                .map_err(failure)?;
+        }
         let indexes: Vec<String> = sqlx::query_scalar(EXISTING_INDEXES)
             .bind(&shared.table)
             .fetch_all(&mut *connection)

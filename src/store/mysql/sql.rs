@@ -20,6 +20,8 @@ pub(super) const MIGRATION_UNLOCK: &str = include_str!("sql/migration/unlock.sql
 /// The names of the table's indexes, from `information_schema` (MySQL 8 has no
 /// `CREATE INDEX IF NOT EXISTS`).
 pub(super) const EXISTING_INDEXES: &str = include_str!("sql/migration/existing_indexes.sql");
+/// `1` if the table exists in the connection's database, else `0`.
+pub(super) const TABLE_EXISTS: &str = include_str!("sql/migration/table_exists.sql");
 
 /// The name of the index on `expires_at` (index names are per table in MySQL).
 pub(super) const EXPIRES_INDEX: &str = "expires_at_idx";
