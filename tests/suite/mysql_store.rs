@@ -5,7 +5,7 @@
 //! why and pass; with it set and the server unreachable they fail.
 #![cfg(feature = "mysql")]
 
-use crate::common::proxy::Proxy;
+use crate::common::proxy::{self, every_operation, operations_are_bounded_and_recover};
 use crate::common::{Client, app, send, store_key_of};
 
 use std::error::Error as _;
@@ -548,33 +548,10 @@ async fn mysql_an_unreachable_server_fails_with_a_store_error() {
         .operation_timeout(Duration::from_secs(1))
         .build()
         .expect("valid configuration");
-    let key = fresh_key();
-    let now = now_millis();
-    let record = sample_record(Some("someone"), "{}");
-    let index = store.user_index().expect("a per-user index");
-
-    let mut results = Vec::new();
-    macro_rules! time {
-        ($name:literal, $call:expr) => {{
-            let started = Instant::now();
-            let result = $call.await.map(|_| ());
-            results.push(($name, started.elapsed(), result));
-        }};
-    }
-    time!("migrate", store.migrate());
-    time!("ping", store.ping());
-    time!("load", store.load(&key, now));
-    time!("create", store.create(&key, &record, SystemTime::now()));
-    time!("save", store.save(&key, &record, 1, now));
-    time!("touch", store.touch(&key, 1, now, now, now));
-    time!("delete", store.delete(&key, SystemTime::now()));
-    time!("rotate", store.rotate(&key, &fresh_key(), &record, 1, now));
-    time!("delete_expired", store.delete_expired(now));
-    time!("sessions_of", index.sessions_of("someone", now));
-    time!(
-        "revoke_user",
-        index.revoke_user("someone", None, SystemTime::now())
-    );
+    let started = Instant::now();
+    let migrated = store.migrate().await;
+    let mut results = vec![("migrate", started.elapsed(), migrated)];
+    results.extend(every_operation(&store).await);
     for (name, elapsed, result) in results {
         eprintln!("unreachable: {name} answered in {elapsed:?}: {result:?}");
         assert!(elapsed < bound, "{name} took {elapsed:?}");
@@ -591,59 +568,13 @@ async fn mysql_an_unreachable_server_fails_with_a_store_error() {
     }
 }
 
-/// A proxy in front of the server `MYSQL_URL` names, and connect options reaching the same
-/// database through it.
-async fn in_front_of_mysql(url: &str) -> (Proxy, MySqlConnectOptions) {
-    let options: MySqlConnectOptions = url.parse().expect("MYSQL_URL parses");
-    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .expect("resolve the database host")
-        .next()
-        .expect("an address");
-    let proxy = Proxy::start(upstream).await;
-    let through = options.host("127.0.0.1").port(proxy.port);
-    (proxy, through)
-}
-
-/// Every operation the layer uses, with how long each took.
-async fn every_operation(
-    store: &MySqlStore,
-) -> Vec<(&'static str, Duration, Result<(), StoreError>)> {
-    let key = fresh_key();
-    let now = now_millis();
-    let record = sample_record(Some("someone"), "{}");
-    let index = store.user_index().expect("a per-user index");
-    let mut results = Vec::new();
-    macro_rules! time {
-        ($name:literal, $call:expr) => {{
-            let started = Instant::now();
-            let result = $call.await.map(|_| ());
-            results.push(($name, started.elapsed(), result));
-        }};
-    }
-    time!("ping", store.ping());
-    time!("load", store.load(&key, now));
-    time!("create", store.create(&key, &record, SystemTime::now()));
-    time!("save", store.save(&key, &record, 1, now));
-    time!("touch", store.touch(&key, 1, now, now, now));
-    time!("rotate", store.rotate(&key, &fresh_key(), &record, 1, now));
-    time!("delete", store.delete(&key, SystemTime::now()));
-    time!("sessions_of", index.sessions_of("someone", now));
-    time!(
-        "revoke_user",
-        index.revoke_user("someone", None, SystemTime::now())
-    );
-    time!("delete_expired", store.delete_expired(now));
-    results
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recover() {
     let Ok(url) = std::env::var("MYSQL_URL") else {
         eprintln!("skipping: MYSQL_URL is not set");
         return;
     };
-    let (proxy, through) = in_front_of_mysql(&url).await;
+    let (proxy, through) = proxy::in_front_of_mysql(&url).await;
     let timeout = Duration::from_millis(300);
     // Generous: a shared, noisy machine. Without the timeout an operation waits for as long
     // as the pause lasts.
@@ -659,42 +590,6 @@ async fn mysql_s44_operations_are_bounded_while_the_server_is_paused_or_gone_and
         .build()
         .expect("valid configuration");
     store.migrate().await.expect("migrate");
-    for (name, _, result) in every_operation(&store).await {
-        assert!(result.is_ok(), "{name} before the fault: {result:?}");
-    }
-
-    proxy.pause(true);
-    for (name, elapsed, result) in every_operation(&store).await {
-        eprintln!("paused: {name} answered in {elapsed:?}");
-        assert!(elapsed < bound, "{name} took {elapsed:?} while paused");
-        assert!(
-            matches!(result, Err(StoreError::Timeout { .. })),
-            "{name} while paused: {result:?}"
-        );
-    }
-    proxy.pause(false);
-    for (name, _, result) in every_operation(&store).await {
-        assert!(result.is_ok(), "{name} after the pause: {result:?}");
-    }
-
-    proxy.cut(true);
-    for (name, elapsed, result) in every_operation(&store).await {
-        eprintln!("cut: {name} answered in {elapsed:?}");
-        assert!(
-            elapsed < bound,
-            "{name} took {elapsed:?} with the server gone"
-        );
-        assert!(
-            matches!(
-                result,
-                Err(StoreError::Unavailable(_) | StoreError::Timeout { .. })
-            ),
-            "{name} with the server gone: {result:?}"
-        );
-    }
-    proxy.cut(false);
-    for (name, _, result) in every_operation(&store).await {
-        assert!(result.is_ok(), "{name} after recovery: {result:?}");
-    }
+    operations_are_bounded_and_recover(&store, &proxy, bound).await;
     drop_table(&store).await;
 }

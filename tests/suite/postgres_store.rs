@@ -607,46 +607,6 @@ async fn an_unreachable_server_fails_with_a_store_error() {
     }
 }
 
-/// Every operation the layer uses, with how long each took.
-async fn every_operation(
-    store: &PostgresStore,
-) -> Vec<(&'static str, Duration, Result<(), StoreError>)> {
-    let key = fresh_key();
-    let now = now_millis();
-    let record = sample_record(Some("someone"), "{}");
-    let mut results = Vec::new();
-    macro_rules! time {
-        ($name:literal, $call:expr) => {{
-            let started = std::time::Instant::now();
-            let result = $call.await.map(|_| ());
-            results.push(($name, started.elapsed(), result));
-        }};
-    }
-    time!("load", store.load(&key, now));
-    time!("create", store.create(&key, &record, SystemTime::now()));
-    time!("save", store.save(&key, &record, 1, now));
-    time!("touch", store.touch(&key, 1, now, now, now));
-    time!("rotate", store.rotate(&key, &fresh_key(), &record, 1, now));
-    time!("delete", store.delete(&key, SystemTime::now()));
-    time!(
-        "sessions_of",
-        store
-            .user_index()
-            .expect("a per-user index")
-            .sessions_of("someone", now)
-    );
-    time!(
-        "revoke_user",
-        store.user_index().expect("a per-user index").revoke_user(
-            "someone",
-            None,
-            SystemTime::now()
-        )
-    );
-    time!("delete_expired", store.delete_expired(now));
-    results
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recover() {
     let Ok(url) = std::env::var("DATABASE_URL") else {
@@ -667,36 +627,6 @@ async fn s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recov
         .build()
         .expect("valid configuration");
     store.migrate().await.expect("migrate");
-    for (name, _, result) in every_operation(&store).await {
-        assert!(result.is_ok(), "{name} before the fault: {result:?}");
-    }
-
-    proxy.pause(true);
-    for (name, elapsed, result) in every_operation(&store).await {
-        eprintln!("paused: {name} answered in {elapsed:?}");
-        assert!(elapsed < bound, "{name} took {elapsed:?} while paused");
-        assert!(
-            matches!(result, Err(StoreError::Timeout { .. })),
-            "{name} while paused: {result:?}"
-        );
-    }
-    proxy.pause(false);
-    for (name, _, result) in every_operation(&store).await {
-        assert!(result.is_ok(), "{name} after the pause: {result:?}");
-    }
-
-    proxy.cut(true);
-    for (name, elapsed, result) in every_operation(&store).await {
-        eprintln!("cut: {name} answered in {elapsed:?}");
-        assert!(
-            elapsed < bound,
-            "{name} took {elapsed:?} with the server gone"
-        );
-        assert!(result.is_err(), "{name} succeeded with the server gone");
-    }
-    proxy.cut(false);
-    for (name, _, result) in every_operation(&store).await {
-        assert!(result.is_ok(), "{name} after recovery: {result:?}");
-    }
+    proxy::operations_are_bounded_and_recover(&store, &proxy, bound).await;
     drop_schema(&store).await;
 }
