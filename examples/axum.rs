@@ -41,6 +41,11 @@
 //! - `GET /counter`, `POST /counter`: read or increment a per-session counter
 //! - `GET /plain`: `ok`, without touching the session (a baseline for load tests)
 //! - `GET /ready`: a readiness probe, 200 when the session store answers, else 503
+//! - `GET /sessions`: the logged-in user's sessions (device label, last active, the current
+//!   one marked), each with a revoke button; 401 when nobody is logged in
+//! - `POST /sessions/revoke` (form field `handle`): ends one of them (the current one is a
+//!   logout), `POST /sessions/revoke-others`: ends all the others; both redirect to
+//!   `/sessions`
 //!
 //! With `SESSION_STORE=cookie` (feature `cookie-store`) each session lives in its sealed
 //! cookie and the server keeps nothing: a logout then clears only the browser's copy (see
@@ -53,7 +58,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::extract::Form;
-use axum::http::StatusCode;
+use axum::http::header::USER_AGENT;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Router, serve};
@@ -181,6 +187,9 @@ where
         .route("/counter", get(counter).post(increment))
         .route("/plain", get(|| async { "ok" }))
         .route("/ready", get(move || ready(store.clone())))
+        .route("/sessions", get(sessions_page))
+        .route("/sessions/revoke", post(revoke_one))
+        .route("/sessions/revoke-others", post(revoke_others))
         .layer(sessions)
 }
 
@@ -216,6 +225,7 @@ async fn home(session: Session) -> Result<Html<String>, SessionError> {
         .await?;
     Ok(Html(page(&format!(
         r#"<p>Hello, {}! Visits to this page in this session: {visits}.</p>
+<p><a href="/sessions">Your sessions</a></p>
 <form method="post" action="/logout"><button>Log out</button></form>"#,
         escape_html(&user)
     ))))
@@ -228,11 +238,37 @@ struct LoginForm {
     username: String,
 }
 
+/// A short label for the device a request came from, for the sessions page.
+fn device_label(headers: &HeaderMap) -> String {
+    let agent = headers
+        .get(USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let browser = ["Firefox", "Edg", "Chrome", "Safari", "curl"]
+        .into_iter()
+        .find(|name| agent.contains(name))
+        .map_or(
+            "Unknown browser",
+            |name| if name == "Edg" { "Edge" } else { name },
+        );
+    let system = ["Android", "iPhone", "iPad", "Windows", "Mac OS", "Linux"]
+        .into_iter()
+        .find(|name| agent.contains(name));
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_owned(),
+    }
+}
+
 /// Logs the user in. There is no password: the example shows the session, not authentication.
 ///
 /// The session cookie is `SameSite=Lax`, so browsers do not send it with cross-site form
 /// posts; a real application still adds a CSRF token to its forms.
-async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response, SessionError> {
+async fn login(
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, SessionError> {
     let username = form.username.trim();
     if !(1..=MAX_USERNAME_CHARS).contains(&username.chars().count()) {
         return Ok((
@@ -252,6 +288,8 @@ async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response
     }
     // `login` gives the session a new ID, so an ID planted before the login is worthless.
     session.login(username).await?;
+    // Shown on the sessions page, to tell the user's devices apart.
+    session.set_label(device_label(&headers)).await?;
     Ok(Redirect::to("/").into_response())
 }
 
@@ -267,6 +305,81 @@ async fn me(session: Session) -> Result<Response, SessionError> {
         Some(user) => user.into_response(),
         None => (StatusCode::UNAUTHORIZED, "not logged in\n").into_response(),
     })
+}
+
+/// The logged-in user's sessions, with a button to end each.
+async fn sessions_page(session: Session) -> Result<Response, SessionError> {
+    if session.user().await?.is_none() {
+        return Ok((StatusCode::UNAUTHORIZED, "not logged in\n").into_response());
+    }
+    let sessions = match session.user_sessions().await {
+        Ok(sessions) => sessions,
+        // Sealed cookies: no server-side list.
+        Err(SessionError::Store(sessionware::StoreError::Unsupported { .. })) => {
+            return Ok(Html(page(
+                "<p>Sessions live in sealed cookies here: the server keeps no list of them.</p>",
+            ))
+            .into_response());
+        }
+        Err(error) => return Err(error),
+    };
+    let now = std::time::SystemTime::now();
+    let mut rows = String::new();
+    for info in &sessions {
+        let idle = now
+            .duration_since(info.last_active)
+            .unwrap_or_default()
+            .as_secs();
+        rows.push_str(&format!(
+            r#"<tr><td>{}{}</td><td>{idle} s ago</td><td><form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="{}"><button>{}</button></form></td></tr>"#,
+            escape_html(info.label.as_deref().unwrap_or("(no label)")),
+            if info.current { " <b>(this one)</b>" } else { "" },
+            info.handle,
+            if info.current { "Log out" } else { "Revoke" },
+        ));
+    }
+    Ok(Html(page(&format!(
+        r#"<h1>Your sessions</h1>
+<table><tr><th>device</th><th>last active</th><th></th></tr>
+{rows}</table>
+<form method="post" action="/sessions/revoke-others"><button>Log out everywhere else</button></form>
+<p><a href="/">Home</a></p>"#
+    )))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    handle: String,
+}
+
+/// Ends one of the user's sessions; the crate checks that it is theirs.
+async fn revoke_one(
+    session: Session,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, SessionError> {
+    let Ok(handle) = form.handle.parse::<sessionware::SessionHandle>() else {
+        return Ok((StatusCode::BAD_REQUEST, "not a session handle\n").into_response());
+    };
+    // `false` (not the user's, or already ended) needs no message: the page shows what is left.
+    allow_unsupported(session.revoke_session(&handle).await)?;
+    Ok(Redirect::to("/sessions").into_response())
+}
+
+/// Ends every session of the user but this one.
+async fn revoke_others(session: Session) -> Result<Redirect, SessionError> {
+    allow_unsupported(session.revoke_other_sessions().await)?;
+    Ok(Redirect::to("/sessions"))
+}
+
+/// Treats "this backend keeps no per-user list" (sealed cookies) as nothing to do: the
+/// sessions page says why.
+fn allow_unsupported<T>(result: Result<T, SessionError>) -> Result<(), SessionError> {
+    match result {
+        Ok(_) | Err(SessionError::Store(sessionware::StoreError::Unsupported { .. })) => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 /// The counter's current value.

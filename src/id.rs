@@ -171,6 +171,21 @@ impl fmt::Display for InvalidHandle {
 
 impl std::error::Error for InvalidHandle {}
 
+/// Serialized as its text form (43 URL-safe base64 characters), so that a handle can go to
+/// a page or an API as it is and come back in a form or a JSON body.
+impl serde::Serialize for SessionHandle {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SessionHandle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for SessionHandle {
     type Err = InvalidHandle;
 
@@ -243,6 +258,17 @@ mod tests {
         assert_eq!(StoreKey::from_hex(&key.to_hex()), Some(key));
         assert_eq!(StoreKey::from_hex("zz"), None);
         assert_eq!(StoreKey::from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn a_handle_serializes_as_its_text_and_back() {
+        let handle = SessionHandle::from_store_key(SessionId::generate().store_key());
+        let json = serde_json::to_string(&handle).expect("serializes");
+        assert_eq!(json, format!("\"{handle}\""));
+        let back: SessionHandle = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, handle);
+        assert!(serde_json::from_str::<SessionHandle>("\"not a handle\"").is_err());
+        assert!(serde_json::from_str::<SessionHandle>("42").is_err());
     }
 
     #[test]

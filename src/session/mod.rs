@@ -283,6 +283,7 @@ impl Session {
             state.changes.values.clear();
             state.changes.cleared = true;
             state.changes.expiry = Some(None);
+            state.changes.label = Some(None);
             state.view = Some(Map::new());
         }
         state.changes.user = Some(Some(user));
@@ -351,8 +352,46 @@ impl Session {
             .map(|record| record.created_at))
     }
 
-    /// The live sessions of the logged-in user, this one included, at the layer's clock;
-    /// empty when nobody is logged in.
+    /// Labels the session for the user's list of sessions ([`SessionInfo::label`]): a short
+    /// text of the application's choosing, such as a summary of the browser and device it
+    /// was logged in from, set typically right after [`login`](Self::login). Saved when the
+    /// response is ready; kept across saves and ID changes, and cleared when a different
+    /// user logs in. At most 256 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::DataTooLarge`] for a label longer than 256 bytes; nothing is changed.
+    ///
+    /// # Security
+    ///
+    /// The label is shown back to the user and stored as it is, also with
+    /// [encryption at rest](crate::SessionLayer::encrypt_data_at_rest) (the store lists it):
+    /// escape it where it is displayed, and put nothing secret in it.
+    pub async fn set_label(&self, label: impl Into<String>) -> Result<(), SessionError> {
+        let label = label.into();
+        if label.len() > MAX_LABEL_LEN {
+            return Err(SessionError::DataTooLarge {
+                len: label.len(),
+                limit: MAX_LABEL_LEN,
+            });
+        }
+        let mut state = self.writable().await?;
+        state.changes.label = Some(Some(label));
+        Ok(())
+    }
+
+    /// The session's label (see [`set_label`](Self::set_label)), if it has one.
+    pub async fn label(&self) -> Result<Option<String>, SessionError> {
+        let state = self.loaded().await?;
+        Ok(match &state.changes.label {
+            Some(label) => label.clone(),
+            None => state.record().and_then(|record| record.label.clone()),
+        })
+    }
+
+    /// The live sessions of the logged-in user, this one included and marked
+    /// [`current`](SessionInfo::current), at the layer's clock; empty when nobody is logged
+    /// in.
     ///
     /// Fails with [`StoreError::Unsupported`] when the store keeps no per-user index (see
     /// [`SessionStore::user_index`](crate::SessionStore::user_index)).
@@ -363,7 +402,46 @@ impl Session {
         let Some(user) = state.user() else {
             return Ok(Vec::new());
         };
-        Ok(index.sessions_of(&user, now).await?)
+        let current = current_handle(&state);
+        let mut sessions = index.sessions_of(&user, now).await?;
+        for session in &mut sessions {
+            session.current = Some(session.handle) == current;
+        }
+        Ok(sessions)
+    }
+
+    /// Ends one of the logged-in user's sessions, named by its handle (from
+    /// [`user_sessions`](Self::user_sessions)), and returns whether it ended one.
+    ///
+    /// The crate checks ownership: a handle that is not one of the logged-in user's live
+    /// sessions (another user's, an expired one, made up) ends nothing and returns `false`,
+    /// as does a request where nobody is logged in. The current session's own handle is a
+    /// logout: the session is destroyed and this response removes its cookie.
+    ///
+    /// Fails with [`StoreError::Unsupported`] when the store keeps no per-user index.
+    pub async fn revoke_session(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let index = self.user_index("revoke")?;
+        let state = self.loaded().await?;
+        let Some(user) = state.user() else {
+            return Ok(false);
+        };
+        if current_handle(&state).as_ref() == Some(handle) {
+            drop(state);
+            self.destroy().await?;
+            return Ok(true);
+        }
+        let mut state = state;
+        let now = state.now(&self.inner.context);
+        drop(state);
+        let owned = index
+            .sessions_of(&user, now)
+            .await?
+            .iter()
+            .any(|session| session.handle == *handle);
+        if !owned {
+            return Ok(false);
+        }
+        Ok(index.revoke(handle, now).await?)
     }
 
     /// Logs the user out everywhere else: deletes every session of the logged-in user except
@@ -377,10 +455,7 @@ impl Session {
         let Some(user) = state.user() else {
             return Ok(0);
         };
-        let current = match &state.base {
-            Base::Stored { key, .. } => Some(SessionHandle::from_store_key(*key)),
-            Base::Unloaded | Base::Absent(_) => None,
-        };
+        let current = current_handle(&state);
         Ok(index.revoke_user(&user, current.as_ref(), now).await?)
     }
 
@@ -397,11 +472,18 @@ impl Session {
     /// if nothing is stored yet. After [`cycle_id`](Self::cycle_id) or
     /// [`login`](Self::login) the handle changes when the response is ready.
     pub async fn handle(&self) -> Result<Option<SessionHandle>, SessionError> {
-        let state = self.loaded().await?;
-        Ok(match &state.base {
-            Base::Stored { key, .. } => Some(SessionHandle::from_store_key(*key)),
-            Base::Unloaded | Base::Absent(_) => None,
-        })
+        Ok(current_handle(&*self.loaded().await?))
+    }
+}
+
+/// The longest label [`Session::set_label`] takes, in bytes.
+const MAX_LABEL_LEN: usize = 256;
+
+/// The handle of the stored session as the request knows it.
+fn current_handle(state: &State) -> Option<SessionHandle> {
+    match &state.base {
+        Base::Stored { key, .. } => Some(SessionHandle::from_store_key(*key)),
+        Base::Unloaded | Base::Absent(_) => None,
     }
 }
 

@@ -62,8 +62,11 @@ pub(super) fn new_record(
         expires_at,
         expiry,
         data,
-        // Kept across saves and rotations; nothing in the layer sets it yet.
-        label: base.and_then(|record| record.label.clone()),
+        // Kept across saves and rotations until the application sets another.
+        label: match &changes.label {
+            Some(label) => label.clone(),
+            None => base.and_then(|record| record.label.clone()),
+        },
     })
 }
 

@@ -42,12 +42,17 @@ pub(super) struct Changes {
     pub(super) cleared: bool,
     pub(super) user: Option<Option<String>>,
     pub(super) expiry: Option<Option<Expiry>>,
+    pub(super) label: Option<Option<String>>,
     pub(super) rotate: bool,
 }
 
 impl Changes {
     pub(super) fn writes_data(&self) -> bool {
-        self.cleared || !self.values.is_empty() || self.user.is_some() || self.expiry.is_some()
+        self.cleared
+            || !self.values.is_empty()
+            || self.user.is_some()
+            || self.expiry.is_some()
+            || self.label.is_some()
     }
 
     pub(super) fn any(&self) -> bool {

@@ -128,19 +128,32 @@ impl Record {
 ///
 /// Marked `#[non_exhaustive]`, so that later releases can add to it: stores make one with
 /// [`SessionInfo::from_record`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializes with serde (times as serde serializes a `SystemTime`), for an "active
+/// sessions" page or API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct SessionInfo {
-    /// The handle to pass to [`UserIndex::revoke`].
+    /// The handle to pass to [`UserIndex::revoke`] or
+    /// [`Session::revoke_session`](crate::Session::revoke_session).
     pub handle: SessionHandle,
     /// When the session was created.
     pub created_at: SystemTime,
-    /// When the session was last extended.
+    /// When the session was last used, to the layer's
+    /// [`touch_after`](crate::SessionLayer::touch_after) granularity: a request that writes
+    /// the session sets it exactly, one that only reads it moves it only when the last
+    /// extension is at least that long ago (by default a quarter of the idle timeout, at most
+    /// a minute).
     pub last_active: SystemTime,
     /// When the session expires unless extended.
     pub expires_at: SystemTime,
-    /// The application's label of the session ([`Record::label`]), if it set one.
+    /// The application's label of the session ([`Session::set_label`](crate::Session::set_label)),
+    /// if it set one.
     pub label: Option<String>,
+    /// Whether this is the session of the request that listed it. Set by
+    /// [`Session::user_sessions`](crate::Session::user_sessions); a store's own listing
+    /// leaves it `false`.
+    pub current: bool,
 }
 
 impl SessionInfo {
@@ -152,6 +165,7 @@ impl SessionInfo {
             last_active: record.last_active,
             expires_at: record.expires_at,
             label: record.label.clone(),
+            current: false,
         }
     }
 }

@@ -200,6 +200,59 @@ fn logs_in_counts_and_logs_out(env: &[(&str, &str)], revocation: Revocation) {
 }
 
 #[test]
+fn axum_example_lists_and_revokes_the_users_sessions() {
+    let Some(binary) = example_binary("axum") else {
+        return;
+    };
+    let server = Server::start(&binary, &[]);
+    let laptop = server
+        .request("POST", "/login", None, Some("username=dana"))
+        .session_cookie();
+    let phone = server
+        .request("POST", "/login", None, Some("username=dana"))
+        .session_cookie();
+    let anonymous = server.request("GET", "/sessions", None, None);
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+
+    let page = server.request("GET", "/sessions", Some(&laptop), None);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.body.matches("<tr><td>").count(), 2, "{}", page.body);
+    assert_eq!(page.body.matches("(this one)").count(), 1, "{}", page.body);
+    // The test's requests send no User-Agent.
+    assert!(page.body.contains("Unknown browser"), "{}", page.body);
+    let handles: Vec<&str> = page
+        .body
+        .split(r#"name="handle" value=""#)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(handles.len(), 2, "{}", page.body);
+    // The row marked as this one comes with "Log out"; revoke the other.
+    let other = page
+        .body
+        .split("<tr><td>")
+        .skip(1)
+        .find(|row| !row.contains("(this one)"))
+        .and_then(|row| row.split(r#"name="handle" value=""#).nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the other session's row");
+    let revoke = server.request(
+        "POST",
+        "/sessions/revoke",
+        Some(&laptop),
+        Some(&format!("handle={other}")),
+    );
+    assert_eq!(revoke.status, 303, "{revoke:?}");
+    assert_eq!(revoke.header("location"), Some("/sessions"));
+    let phone_me = server.request("GET", "/me", Some(&phone), None);
+    assert_eq!(phone_me.status, 401, "{phone_me:?}");
+    let laptop_me = server.request("GET", "/me", Some(&laptop), None);
+    assert_eq!((laptop_me.status, laptop_me.body.as_str()), (200, "dana"));
+    let bad = server.request("POST", "/sessions/revoke", Some(&laptop), Some("handle=x"));
+    assert_eq!(bad.status, 400, "{bad:?}");
+}
+
+#[test]
 fn axum_example_escapes_the_user_name() {
     let Some(binary) = example_binary("axum") else {
         return;

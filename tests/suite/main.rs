@@ -22,3 +22,4 @@ mod redis_store;
 mod sealed_cookies;
 mod security;
 mod sqlite_store;
+mod user_sessions;

@@ -33,6 +33,7 @@ impl Inner {
                     last_active: stored.last_active,
                     expires_at: stored.expires_at,
                     label: stored.label.map(str::to_owned),
+                    current: false,
                 });
             }
         }

@@ -150,6 +150,7 @@ pub(super) fn decode_info(row: &PgRow, operation: &'static str) -> Result<Sessio
         last_active: time_column(row, "last_active", operation)?,
         expires_at: time_column(row, "expires_at", operation)?,
         label: column(row, "label", operation)?,
+        current: false,
     })
 }
 

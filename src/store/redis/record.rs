@@ -187,6 +187,7 @@ pub(super) fn decode_info(entry: &[String]) -> Result<SessionInfo, StoreError> {
                     ));
                 }
             },
+            current: false,
         }),
         _ => Err(unexpected_reply(
             "sessions_of",

@@ -137,6 +137,7 @@ pub(super) fn decode_info(
         last_active: time_column(row, "last_active", operation)?,
         expires_at: time_column(row, "expires_at", operation)?,
         label: column(row, "label", operation)?,
+        current: false,
     })
 }
 
