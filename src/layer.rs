@@ -321,6 +321,56 @@ impl<S: ?Sized> SessionLayer<S> {
         self
     }
 
+    /// Makes a session as a login through this layer would, without a request, and returns
+    /// the `Cookie` header value (`name=value`) that carries it: for an application's own
+    /// tests, which then send it with their requests instead of driving an HTTP login.
+    /// Feature `test-util`.
+    ///
+    /// `user` is the logged-in user (`None` for an anonymous session) and `values` the
+    /// session's values: anything that serializes to a JSON object (a map, a struct, or
+    /// `serde_json::json!({...})`). The session is stored in the layer's store (sealed,
+    /// with [`sealed_cookies`](Self::sealed_cookies)) with the layer's deadlines, clock,
+    /// key and encryption, so every request the application's tests send with it sees a
+    /// live session.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessionware::SessionError> {
+    /// use sessionware::{Key, MemoryStore, SessionLayer};
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::new(), Key::generate());
+    /// let cookie = layer
+    ///     .test_session(Some("alice"), serde_json::json!({ "cart": [1, 2] }))
+    ///     .await?;
+    /// assert!(cookie.starts_with("__Host-session="));
+    /// // request.header("cookie", cookie) ... then apply `layer` to the app under test.
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Serialization`] if `values` is not a JSON object,
+    /// [`SessionError::DataTooLarge`] past [`max_data_len`](Self::max_data_len), and the
+    /// store's errors.
+    #[cfg(feature = "test-util")]
+    pub async fn test_session(
+        &self,
+        user: Option<&str>,
+        values: impl serde::Serialize,
+    ) -> Result<String, SessionError> {
+        let values = match serde_json::to_value(values)? {
+            serde_json::Value::Object(values) => values,
+            _ => {
+                return Err(SessionError::Serialization(
+                    <serde_json::Error as serde::ser::Error>::custom(
+                        "the values of a test session must serialize to a JSON object",
+                    ),
+                ));
+            }
+        };
+        crate::session::seed::create(&self.context, user, &values).await
+    }
+
     /// Counts of rejected session cookies and interrupted sessions since the layer was built.
     pub fn security_events(&self) -> SecurityEvents {
         self.context.events.snapshot()

@@ -6,6 +6,8 @@
 
 mod engine;
 mod record;
+#[cfg(feature = "test-util")]
+pub(crate) mod seed;
 mod settle;
 mod state;
 

@@ -22,4 +22,5 @@ mod redis_store;
 mod sealed_cookies;
 mod security;
 mod sqlite_store;
+mod test_helpers;
 mod user_sessions;
