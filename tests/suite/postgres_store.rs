@@ -630,3 +630,68 @@ async fn s44_operations_are_bounded_while_the_server_is_paused_or_gone_and_recov
     proxy::operations_are_bounded_and_recover(&store, &proxy, bound).await;
     drop_schema(&store).await;
 }
+
+#[tokio::test]
+async fn a_store_from_a_url_takes_a_schema_and_table_and_connects_lazily() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("skipping: DATABASE_URL is not set");
+        return;
+    };
+    let schema = unique_schema();
+    let store = PostgresStore::builder_for_url(&url)
+        .expect("a PostgreSQL URL")
+        .schema(schema.clone())
+        .table("app_sessions")
+        .build()
+        .expect("valid settings");
+    assert_eq!(
+        (store.schema(), store.table()),
+        (schema.as_str(), "app_sessions")
+    );
+    store.migrate().await.expect("migrate connects");
+    let app = crate::common::app().layer(sessionware::SessionLayer::new(
+        store.clone(),
+        sessionware::Key::generate(),
+    ));
+    let mut browser = crate::common::Client::new(app);
+    browser.send("POST", "/login/alice").await;
+    assert_eq!(browser.send("GET", "/user").await.body, "alice");
+    assert_eq!(row_count(&store).await, 1);
+    drop_schema(&store).await;
+
+    // Nothing connects before the first operation, which then fails as a store error.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port();
+    let unreachable =
+        PostgresStore::builder_for_url(&format!("postgres://someone:hunter2@127.0.0.1:{port}/db"))
+            .expect("lazy: no connection yet")
+            .build()
+            .expect("valid settings");
+    let started = std::time::Instant::now();
+    let error = unreachable.ping().await.expect_err("no server");
+    assert!(
+        matches!(
+            error,
+            StoreError::Unavailable(_) | StoreError::Timeout { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Not a PostgreSQL URL: a configuration error naming the setting, without the password.
+    for bad in [
+        "mysql://someone:hunter2@db/app",
+        "postgres://someone:hunter2@db:port/app",
+    ] {
+        match PostgresStore::builder_for_url(bad) {
+            Err(sessionware::ConfigError::InvalidStoreSetting { setting, reason }) => {
+                assert_eq!(setting, "url");
+                assert!(!reason.contains("hunter2"), "{reason}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}

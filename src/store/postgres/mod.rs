@@ -260,6 +260,53 @@ impl PostgresStore {
         }
     }
 
+    /// A builder for a store on a pool that connects to `url` (a
+    /// `postgres://user:password@host/database` URL) when the store first needs it, so that
+    /// an application can set the schema or table without depending on `sqlx` itself:
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = sessionware::PostgresStore::builder_for_url("postgres://app@db/app")?
+    ///     .schema("auth")
+    ///     .table("sessions")
+    ///     .build()?;
+    /// store.migrate().await?; // connects here
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Nothing is connected yet: an unreachable server or a wrong password shows at the
+    /// first operation ([`migrate`](Self::migrate), or [`ping`](SessionStore::ping) for a
+    /// check at start), as a [`StoreError`]. Waiting for a connection is bounded by 2
+    /// seconds, and each operation by the [operation
+    /// timeout](PostgresStoreBuilder::operation_timeout). With `sqlx` at hand, the same is
+    /// `PgPoolOptions::new().acquire_timeout(...).connect_lazy(url)` passed to
+    /// [`builder`](Self::builder), which lets you set the pool's size too.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidStoreSetting`](crate::ConfigError::InvalidStoreSetting) (setting
+    /// `url`) if `url` is not a PostgreSQL URL.
+    pub fn builder_for_url(url: &str) -> Result<PostgresStoreBuilder, crate::ConfigError> {
+        // The URL itself, which may hold a password, is never repeated in the error.
+        let invalid = |reason: String| crate::ConfigError::InvalidStoreSetting {
+            setting: "url",
+            reason,
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "not a PostgreSQL URL: it must start with postgres:// or postgresql://".to_owned(),
+            ));
+        }
+        let options: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|error| invalid(format!("not a PostgreSQL URL ({error})")))?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(DEFAULT_OPERATION_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Self::builder(pool))
+    }
+
     /// Connects a pool with sqlx's default pool options to `url` (a
     /// `postgres://user:password@host/database` URL) and returns a store with the defaults of
     /// [`new`](Self::new). Run [`migrate`](Self::migrate) before first use.
